@@ -1,0 +1,220 @@
+"""The clients file: who the pipeline collects for and how their conversions are counted.
+
+Read from `METRICS_CLIENTS_FILE`, else `clients.yaml` in the working directory, else the
+bundled demo clients. Every problem is reported with the client and the field it is in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from metrics_pipeline.domain.conversions import (
+    COUNT_RULE_METRICS,
+    DEFAULT_MAPPING,
+    ConversionMapping,
+    MetricRule,
+)
+from metrics_pipeline.domain.money import is_known_currency
+
+BUNDLED_CLIENTS_FILE = Path(__file__).with_name("demo_clients.yaml")
+CLIENTS_FILE_ENV = "METRICS_CLIENTS_FILE"
+# Characters Dagster reserves in partition keys.
+_RESERVED_ID_CHARACTERS = set("|,[]*")
+DEFAULT_ATTRIBUTION_WINDOWS = ("7d_click", "1d_view")
+_WINDOW_PATTERN = re.compile(r"^(1d|7d|28d)_(click|view)$|^1d_ev$")
+
+
+class ClientsFileError(ValueError):
+    """The clients file cannot be used; the message names the client and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuleConfig(_Strict):
+    action_types: tuple[str, ...] = Field(min_length=1)
+    combine: Literal["first", "sum"] = "first"
+
+
+class ConversionsConfig(_Strict):
+    click_to_call: RuleConfig | None = None
+    email_contacts: RuleConfig | None = None
+    booking_step_1: RuleConfig | None = None
+    booking_step_2: RuleConfig | None = None
+    booking_step_3: RuleConfig | None = None
+    reservations: RuleConfig | None = None
+    reservation_value: RuleConfig | None = None
+    total_conversions: tuple[str, ...] | None = None
+
+    @field_validator("total_conversions")
+    @classmethod
+    def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for metric in value or ():
+            if metric not in COUNT_RULE_METRICS:
+                raise ValueError(f"unknown metric {metric!r}; use {', '.join(COUNT_RULE_METRICS)}")
+        return value
+
+    def to_mapping(self) -> ConversionMapping:
+        rules = dict(DEFAULT_MAPPING.rules)
+        for metric in COUNT_RULE_METRICS:
+            configured = getattr(self, metric)
+            if configured is not None:
+                rules[metric] = MetricRule(configured.action_types, configured.combine)
+        if self.reservation_value is not None:
+            rules["reservation_value_cents"] = MetricRule(
+                self.reservation_value.action_types, self.reservation_value.combine
+            )
+        for metric, rule in rules.items():
+            overlap = rule.overlapping_synonyms()
+            if overlap:
+                raise ValueError(
+                    f"{metric}: combine 'sum' would add synonyms {sorted(overlap)} that report "
+                    "the same events; use combine 'first'"
+                )
+        total = self.total_conversions or DEFAULT_MAPPING.total_conversions
+        return ConversionMapping(rules=rules, total_conversions=tuple(total))
+
+
+class TargetsConfig(_Strict):
+    conversions: int | None = Field(default=None, ge=0)
+    reservations: int | None = Field(default=None, ge=0)
+
+
+class ClientConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1)
+    meta_ad_account_id: str
+    timezone: str | None = None
+    currency: str | None = None
+    monthly_budget: Decimal | None = Field(default=None, ge=0)
+    targets: TargetsConfig = TargetsConfig()
+    attribution_windows: tuple[str, ...] = DEFAULT_ATTRIBUTION_WINDOWS
+    conversions: ConversionsConfig = ConversionsConfig()
+
+    @field_validator("id")
+    @classmethod
+    def _id_usable_as_partition_key(cls, value: str) -> str:
+        bad = sorted(_RESERVED_ID_CHARACTERS.intersection(value))
+        if bad or value != value.strip():
+            raise ValueError(
+                f"{value!r} may not contain {' '.join(bad) or 'leading or trailing spaces'}"
+            )
+        return value
+
+    @field_validator("meta_ad_account_id")
+    @classmethod
+    def _account_id(cls, value: str) -> str:
+        if not re.fullmatch(r"act_\d+", value):
+            raise ValueError(f"{value!r} must look like 'act_<digits>'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown IANA timezone {value!r}") from None
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is not None and not is_known_currency(value):
+            raise ValueError(f"unknown currency {value!r}")
+        return value
+
+    @field_validator("attribution_windows")
+    @classmethod
+    def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for window in value:
+            if not _WINDOW_PATTERN.match(window):
+                raise ValueError(f"unknown attribution window {window!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _mapping_is_valid(self) -> ClientConfig:
+        self.conversions.to_mapping()
+        return self
+
+    @property
+    def conversion_mapping(self) -> ConversionMapping:
+        return self.conversions.to_mapping()
+
+
+def _describe(error: dict, clients: list) -> str:
+    location = list(error["loc"])
+    where = "clients file"
+    if len(location) >= 2 and location[0] == "clients" and isinstance(location[1], int):
+        index = location[1]
+        raw = clients[index] if index < len(clients) else {}
+        label = raw.get("id") if isinstance(raw, dict) else None
+        where = f"client {label!r}" if label else f"client #{index + 1}"
+        location = location[2:]
+    field_path = ".".join(str(p) for p in location) or "(entry)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{where}, field '{field_path}': {message}"
+
+
+class ClientsFile(_Strict):
+    clients: tuple[ClientConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ClientsFile:
+        seen: set[str] = set()
+        for client in self.clients:
+            if client.id in seen:
+                raise ValueError(f"duplicate client id {client.id!r}")
+            seen.add(client.id)
+        return self
+
+
+def parse_clients(text: str, source: str = "clients file") -> tuple[ClientConfig, ...]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ClientsFileError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("clients"), list):
+        raise ClientsFileError(f"{source}: expected a mapping with a 'clients' list")
+    try:
+        return ClientsFile.model_validate(document).clients
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e, document["clients"]) for e in exc.errors())
+        raise ClientsFileError(f"{source}: {problems}") from None
+
+
+def clients_file_path() -> Path:
+    configured = os.environ.get(CLIENTS_FILE_ENV)
+    if configured:
+        return Path(configured)
+    local = Path.cwd() / "clients.yaml"
+    return local if local.exists() else BUNDLED_CLIENTS_FILE
+
+
+@cache
+def _load(path: str, mtime: float) -> tuple[ClientConfig, ...]:
+    return parse_clients(Path(path).read_text(encoding="utf-8"), source=path)
+
+
+def load_clients(path: Path | None = None) -> tuple[ClientConfig, ...]:
+    path = path or clients_file_path()
+    if not path.exists():
+        raise ClientsFileError(f"{path}: clients file not found (set {CLIENTS_FILE_ENV})")
+    return _load(str(path), path.stat().st_mtime)
+
+
+def clients_by_id(clients: tuple[ClientConfig, ...]) -> dict[str, ClientConfig]:
+    return {c.id: c for c in clients}

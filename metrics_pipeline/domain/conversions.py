@@ -1,0 +1,123 @@
+"""Which Meta action types feed each conversion metric: one mapping per client.
+
+Meta reports the same purchase under several names (`omni_purchase`, `purchase`,
+`offsite_conversion.fb_pixel_purchase`). A rule therefore lists action types as synonyms
+and takes the FIRST one present in a row; only a rule that says `combine: sum` adds
+distinct action types together, and it may not add known synonyms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from metrics_pipeline.domain.money import parse_amount_cents
+
+PURCHASE_SYNONYMS = frozenset(
+    {"omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase",
+     "onsite_conversion.purchase"}
+)
+LEAD_SYNONYMS = frozenset(
+    {"lead", "offsite_conversion.fb_pixel_lead", "onsite_conversion.lead_grouped"}
+)
+SYNONYM_GROUPS = (PURCHASE_SYNONYMS, LEAD_SYNONYMS)
+
+# Count metrics read from `actions`; `reservation_value` is read from `action_values`.
+COUNT_RULE_METRICS = (
+    "click_to_call",
+    "email_contacts",
+    "booking_step_1",
+    "booking_step_2",
+    "booking_step_3",
+    "reservations",
+)
+VALUE_RULE_METRICS = ("reservation_value_cents",)
+PURCHASE_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
+
+
+class ActionValueError(ValueError):
+    """An action entry whose value is not a number."""
+
+    def __init__(self, action_type: str, value: object) -> None:
+        super().__init__(f"action {action_type!r} has a non-numeric value {value!r}")
+        self.action_type = action_type
+        self.value = value
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    action_types: tuple[str, ...]
+    combine: Literal["first", "sum"] = "first"
+
+    def overlapping_synonyms(self) -> set[str]:
+        if self.combine != "sum":
+            return set()
+        found: set[str] = set()
+        for group in SYNONYM_GROUPS:
+            hit = group.intersection(self.action_types)
+            if len(hit) > 1:
+                found |= hit
+        return found
+
+
+@dataclass(frozen=True)
+class ConversionMapping:
+    rules: Mapping[str, MetricRule] = field(default_factory=dict)
+    # total_conversions is the sum of these metrics (distinct outcomes, never synonyms).
+    total_conversions: tuple[str, ...] = ("reservations", "click_to_call", "email_contacts")
+
+
+DEFAULT_RULES: dict[str, MetricRule] = {
+    "click_to_call": MetricRule(("click_to_call_native_call_placed",)),
+    "email_contacts": MetricRule(("lead", "offsite_conversion.fb_pixel_lead")),
+    "booking_step_1": MetricRule(("offsite_conversion.fb_pixel_search",)),
+    "booking_step_2": MetricRule(("offsite_conversion.fb_pixel_initiate_checkout",)),
+    "booking_step_3": MetricRule(("offsite_conversion.fb_pixel_add_payment_info",)),
+    "reservations": MetricRule(PURCHASE_TYPES),
+    "reservation_value_cents": MetricRule(PURCHASE_TYPES),
+}
+DEFAULT_MAPPING = ConversionMapping(rules=DEFAULT_RULES)
+
+
+def _index(entries: Iterable[Mapping[str, object]] | None) -> dict[str, object]:
+    return {str(e.get("action_type")): e.get("value") for e in entries or ()}
+
+
+def _count(action_type: str, value: object) -> int:
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise ActionValueError(action_type, value)
+    return int(text)
+
+
+def _apply(rule: MetricRule, values: Mapping[str, object], parse) -> int:
+    present = [t for t in rule.action_types if t in values]
+    if not present:
+        return 0
+    if rule.combine == "first":
+        return parse(present[0], values[present[0]])
+    return sum(parse(t, values[t]) for t in present)
+
+
+def _cents(action_type: str, value: object) -> int:
+    try:
+        return parse_amount_cents(value)
+    except ValueError:
+        raise ActionValueError(action_type, value) from None
+
+
+def conversion_metrics(
+    actions: Iterable[Mapping[str, object]] | None,
+    action_values: Iterable[Mapping[str, object]] | None,
+    mapping: ConversionMapping,
+) -> dict[str, int]:
+    """The conversion metrics of one insight row, from its `value` (default attribution)."""
+    counts = _index(actions)
+    values = _index(action_values)
+    result = {m: _apply(mapping.rules[m], counts, _count) for m in COUNT_RULE_METRICS}
+    result["reservation_value_cents"] = _apply(
+        mapping.rules["reservation_value_cents"], values, _cents
+    )
+    result["total_conversions"] = sum(result[m] for m in mapping.total_conversions)
+    return result

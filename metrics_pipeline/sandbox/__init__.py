@@ -1,0 +1,1 @@
+"""A local imitation of Meta's Graph API, with its own ground truth, for demos and tests."""

@@ -1,0 +1,425 @@
+"""The sandbox Graph API server: real HTTP on loopback, shaped like Meta's responses.
+
+Endpoints (under `/{version}`): the ad account, its campaigns / adsets / ads, synchronous
+insights (GET) and async insight reports (POST, then poll the report run). A control
+endpoint, `/__sandbox/state`, lets tests move the clock and re-attribute conversions; the
+pipeline never calls it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from metrics_pipeline.sandbox.render import actions_of, format_minor, format_time
+from metrics_pipeline.sandbox.world import AdObject, World
+
+SANDBOX_TOKEN = "sandbox-access-token"  # noqa: S105 - the sandbox's own, not a credential
+MAX_HISTORY_MONTHS = 37
+ALL_STATUSES = {"ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "CAMPAIGN_PAUSED", "ADSET_PAUSED",
+                "PENDING_REVIEW", "DISAPPROVED", "PREAPPROVED", "PENDING_BILLING_INFO",
+                "IN_PROCESS", "WITH_ISSUES"}
+HIDDEN_BY_DEFAULT = {"DELETED", "ARCHIVED"}
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 5000
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: int, message: str, subcode: int | None = None,
+                 error_type: str = "OAuthException", transient: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {
+            "message": message, "type": error_type, "code": code,
+            "is_transient": transient, "fbtrace_id": "AsandboxTrace",
+            **({"error_subcode": subcode} if subcode is not None else {}),
+        }}
+
+
+@dataclass
+class SandboxState:
+    world: World
+    access_token: str = SANDBOX_TOKEN
+    app_secret: str | None = None
+    revision: int = 0  # how many rounds of late attribution have happened
+    now: datetime | None = None  # None: the real clock
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    calls: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    usage_window_seconds: float = 300.0
+    usage_call_limit: int = 5000
+
+    def clock(self) -> datetime:
+        return self.now or datetime.now(UTC)
+
+
+def _json_param(query: dict[str, list[str]], name: str, default: Any) -> Any:
+    if name not in query:
+        return default
+    raw = query[name][0]
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise ApiError(400, 100, f"(#100) param {name} must be JSON-encoded, got {raw!r}") from None
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _offset(cursor: str) -> int:
+    try:
+        return int(base64.urlsafe_b64decode(cursor.encode()).decode().split(":")[1])
+    except (ValueError, IndexError):
+        raise ApiError(400, 100, "(#100) Invalid cursor") from None
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    server_version = "sandbox-graph/1.0"
+    protocol_version = "HTTP/1.1"
+    state: SandboxState  # set on the subclass made per server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet by default
+        return
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _query(self) -> tuple[str, dict[str, list[str]]]:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length).decode() if length else ""
+            for key, values in parse_qs(body, keep_blank_values=True).items():
+                query.setdefault(key, values)
+        return parts.path, query
+
+    def _authenticate(self, query: dict[str, list[str]]) -> None:
+        state = self.state
+        header = self.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
+        token = token or (query.get("access_token") or [None])[0]
+        if not token:
+            raise ApiError(400, 2500, "An active access token must be used to query "
+                           "information about the current user.")
+        if not hmac.compare_digest(token, state.access_token):
+            raise ApiError(400, 190, "Invalid OAuth access token - Cannot parse access token",
+                           subcode=463)
+        if state.app_secret:
+            expected = hmac.new(state.app_secret.encode(), token.encode(),
+                                hashlib.sha256).hexdigest()
+            proof = (query.get("appsecret_proof") or [""])[0]
+            if not hmac.compare_digest(proof, expected):
+                raise ApiError(400, 100, "Invalid appsecret_proof provided in the API argument",
+                               error_type="GraphMethodException")
+
+    def _usage_headers(self, account_id: str | None) -> dict[str, str]:
+        state = self.state
+        now = time.monotonic()
+        key = account_id or "_app"
+        with state.lock:
+            calls = state.calls[key]
+            calls.append(now)
+            while calls and calls[0] < now - state.usage_window_seconds:
+                calls.popleft()
+            pct = min(100.0, round(100.0 * len(calls) / state.usage_call_limit, 2))
+        headers = {
+            "x-app-usage": json.dumps({"call_count": int(pct), "total_time": int(pct),
+                                       "total_cputime": int(pct)}),
+        }
+        if account_id:
+            business = self.state.world.account(account_id).spec.business_id
+            headers["x-ad-account-usage"] = json.dumps({
+                "acc_id_util_pct": pct, "reset_time_duration": 0 if pct < 100 else 60,
+                "ads_api_access_tier": "standard_access"})
+            headers["x-business-use-case-usage"] = json.dumps({business: [{
+                "type": "ads_insights", "call_count": int(pct), "total_cputime": int(pct),
+                "total_time": int(pct), "estimated_time_to_regain_access": 0}]})
+            headers["x-fb-ads-insights-throttle"] = json.dumps({
+                "app_id_util_pct": pct, "acc_id_util_pct": pct,
+                "ads_api_access_tier": "standard_access"})
+        return headers
+
+    def _record(self, path: str) -> None:
+        with self.state.lock:
+            self.state.requests.append({
+                "method": self.command, "path": self.path, "route": path,
+                "authorization": "Authorization" in self.headers,
+            })
+
+    # -- dispatch -------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        path, query = self._query()
+        if path.startswith("/__sandbox/"):
+            return self._control(path)
+        self._record(path)
+        account_id: str | None = None
+        match = re.match(r"^/v\d+\.\d+/act_(\d+)", path)
+        if match and match.group(1) in self.state.world.accounts:
+            account_id = match.group(1)
+        try:
+            self._authenticate(query)
+            status, body = self._route(path, query)
+            self._send(status, body, self._usage_headers(account_id))
+        except ApiError as error:
+            self._send(error.status, error.body, self._usage_headers(account_id))
+
+    def _route(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
+        if m := re.fullmatch(r"/v\d+\.\d+/act_(\d+)", path):
+            return 200, self._account(m.group(1), query)
+        if m := re.fullmatch(r"/v\d+\.\d+/act_(\d+)/(campaigns|adsets|ads)", path):
+            return 200, self._objects(m.group(1), m.group(2), query)
+        if m := re.fullmatch(r"/v\d+\.\d+/act_(\d+)/insights", path):
+            if self.command == "POST":
+                return 200, self._start_report(m.group(1), query)
+            return 200, self._page(self._insights(m.group(1), query), query)
+        if m := re.fullmatch(r"/v\d+\.\d+/(report_\w+)", path):
+            return 200, self._report_status(m.group(1))
+        if m := re.fullmatch(r"/v\d+\.\d+/(report_\w+)/insights", path):
+            report = self._report(m.group(1))
+            return 200, self._page(self._insights(report["account_id"], report["query"]), query)
+        raise ApiError(400, 803, f"Unsupported request path {path}")
+
+    # -- control --------------------------------------------------------------------------
+    def _control(self, path: str) -> None:
+        state = self.state
+        if self.command == "POST":
+            length = int(self.headers.get("Content-Length") or 0)
+            changes = json.loads(self.rfile.read(length) or b"{}")
+            with state.lock:
+                if "revision" in changes:
+                    state.revision = int(changes["revision"])
+                if "now" in changes:
+                    state.now = datetime.fromisoformat(changes["now"]) if changes["now"] else None
+                if changes.get("clear_requests"):
+                    state.requests.clear()
+        with state.lock:
+            body = {"revision": state.revision,
+                    "now": state.clock().isoformat(), "requests": list(state.requests)}
+        self._send(200, body)
+
+    # -- resources ------------------------------------------------------------------------
+    def _known_account(self, account_id: str):
+        if account_id not in self.state.world.accounts:
+            raise ApiError(400, 100, f"(#100) Ad account act_{account_id} does not exist or "
+                           "you do not have permission to access it", subcode=33,
+                           error_type="GraphMethodException")
+        return self.state.world.account(account_id)
+
+    def _account(self, account_id: str, query: dict[str, list[str]]) -> dict:
+        account = self._known_account(account_id)
+        spec = account.spec
+        return {"id": f"act_{spec.account_id}", "account_id": spec.account_id,
+                "name": spec.name, "currency": spec.currency, "timezone_name": spec.timezone,
+                "account_status": 1}
+
+    def _status_filter(self, query: dict[str, list[str]], level: str) -> set[str]:
+        statuses = set(ALL_STATUSES - HIDDEN_BY_DEFAULT)
+        for rule in _json_param(query, "filtering", []):
+            if rule.get("field") == f"{level}.effective_status" and rule.get("operator") == "IN":
+                statuses = set(rule.get("value") or [])
+        return statuses
+
+    def _objects(self, account_id: str, edge: str, query: dict[str, list[str]]) -> dict:
+        account = self._known_account(account_id)
+        level = edge.rstrip("s")
+        objects = {"campaigns": account.campaigns, "adsets": account.adsets,
+                   "ads": account.ads}[edge]
+        statuses = self._status_filter(query, level)
+        fields = (query.get("fields") or ["id,name"])[0].split(",")
+        rows = [self._object_fields(o, fields) for o in objects
+                if o.effective_status in statuses]
+        return self._page(rows, query)
+
+    def _object_fields(self, obj: AdObject, fields: list[str]) -> dict:
+        values: dict[str, Any] = {
+            "id": obj.id, "name": obj.name, "status": obj.status,
+            "configured_status": obj.status, "effective_status": obj.effective_status,
+            "objective": obj.objective, "campaign_id": obj.campaign_id,
+            "created_time": format_time(obj.created_time),
+            "updated_time": format_time(obj.updated_time),
+        }
+        if obj.adset_id:
+            values["adset_id"] = obj.adset_id
+        if obj.daily_budget is not None:
+            values["daily_budget"] = str(obj.daily_budget)
+        if obj.lifetime_budget is not None:
+            values["lifetime_budget"] = str(obj.lifetime_budget)
+        return {k: v for k, v in values.items() if k in fields or k == "id"}
+
+    def _insights(self, account_id: str, query: dict[str, list[str]]) -> list[dict]:
+        account = self._known_account(account_id)
+        level = (query.get("level") or ["account"])[0]
+        if level != "ad":
+            raise ApiError(400, 100, "(#100) The sandbox serves level=ad insights only")
+        time_range = _json_param(query, "time_range", None)
+        if not time_range:
+            raise ApiError(400, 100, "(#100) time_range is required by the sandbox")
+        try:
+            since = date.fromisoformat(time_range["since"])
+            until = date.fromisoformat(time_range["until"])
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, 100, f"(#100) Invalid time_range {time_range!r}") from None
+        today = self.state.world.local_today(account_id, self.state.clock())
+        oldest = today - timedelta(days=MAX_HISTORY_MONTHS * 31)
+        if since < oldest:
+            raise ApiError(400, 3018, "The start date of the time range cannot be beyond 37 "
+                           "months from the current date", error_type="OAuthException")
+        breakdowns = _json_param(query, "breakdowns", [])
+        windows = _json_param(query, "action_attribution_windows", [])
+        fields = set((query.get("fields") or [""])[0].split(","))
+        statuses = self._status_filter(query, "ad")
+        rows: list[dict] = []
+        day = since
+        while day <= until:
+            for ad in account.ads:
+                if ad.effective_status not in statuses:
+                    continue
+                for country in account.spec.countries:
+                    events = self.state.world.events(account_id, ad, day, country,
+                                                     self.state.revision, today)
+                    if events is None:
+                        continue
+                    rows.append(self._insight_row(account, ad, day, country, events, fields,
+                                                  windows, "country" in breakdowns))
+            day += timedelta(days=1)
+        return rows
+
+    def _insight_row(self, account, ad, day, country, events, fields, windows,
+                     by_country) -> dict:
+        row: dict[str, Any] = {
+            "account_id": account.spec.account_id,
+            "account_currency": account.spec.currency,
+            "campaign_id": ad.campaign_id,
+            "campaign_name": account.object(ad.campaign_id).name,
+            "adset_id": ad.adset_id, "adset_name": account.object(ad.adset_id).name,
+            "ad_id": ad.id, "ad_name": ad.name,
+            "impressions": str(events.impressions), "clicks": str(events.clicks),
+            "reach": str(events.reach),
+            "spend": format_minor(events.spend_minor, account.exponent),
+            "ctr": f"{(events.clicks * 100 / events.impressions):.6f}",
+        }
+        actions, values = actions_of(account, ad, day, events, windows)
+        if actions:
+            row["actions"] = actions
+        if values:
+            row["action_values"] = values
+        row = {k: v for k, v in row.items() if k in fields}
+        row["date_start"] = row["date_stop"] = day.isoformat()
+        if by_country:
+            row["country"] = country
+        return row
+
+    def _start_report(self, account_id: str, query: dict[str, list[str]]) -> dict:
+        self._known_account(account_id)
+        self._insights(account_id, query)  # validate now, like Meta does
+        report_id = f"report_{len(self.state.reports) + 1}_{account_id}"
+        with self.state.lock:
+            self.state.reports[report_id] = {"account_id": account_id, "query": query,
+                                             "polls": 0}
+        return {"report_run_id": report_id}
+
+    def _report(self, report_id: str) -> dict:
+        try:
+            return self.state.reports[report_id]
+        except KeyError:
+            raise ApiError(400, 100, f"(#100) Unknown report run {report_id}") from None
+
+    def _report_status(self, report_id: str) -> dict:
+        report = self._report(report_id)
+        report["polls"] += 1
+        done = report["polls"] >= 2
+        return {"id": report_id, "account_id": report["account_id"],
+                "async_status": "Job Completed" if done else "Job Running",
+                "async_percent_completion": 100 if done else 50}
+
+    def _page(self, rows: list[dict], query: dict[str, list[str]]) -> dict:
+        try:
+            limit = min(MAX_LIMIT, int((query.get("limit") or [DEFAULT_LIMIT])[0]))
+        except ValueError:
+            raise ApiError(400, 100, "(#100) limit must be an integer") from None
+        after = (query.get("after") or [None])[0]
+        start = _offset(after) if after else 0
+        chunk = rows[start:start + limit]
+        body: dict[str, Any] = {"data": chunk}
+        if chunk:
+            body["paging"] = {"cursors": {"before": _cursor(start),
+                                          "after": _cursor(start + len(chunk))}}
+            if start + len(chunk) < len(rows):
+                params = {k: v[0] for k, v in query.items() if k != "access_token"}
+                params["after"] = _cursor(start + len(chunk))
+                host = self.headers.get("Host", "127.0.0.1")
+                body["paging"]["next"] = (
+                    f"http://{host}{urlsplit(self.path).path}?{urlencode(params)}")
+        return body
+
+
+class SandboxServer:
+    """Serve a `World` on 127.0.0.1; use as a context manager or start()/stop()."""
+
+    def __init__(self, world: World | None = None, port: int = 0, host: str = "127.0.0.1",
+                 access_token: str = SANDBOX_TOKEN, app_secret: str | None = None,
+                 now: datetime | None = None) -> None:
+        self.state = SandboxState(world or World(), access_token=access_token,
+                                  app_secret=app_secret, now=now)
+        handler = type("BoundSandboxHandler", (SandboxHandler,), {"state": self.state})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
+                                        name="meta-sandbox")
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Test conveniences that go through the same state the HTTP control endpoint changes.
+    def set_revision(self, revision: int) -> None:
+        with self.state.lock:
+            self.state.revision = revision
+
+    def set_now(self, now: datetime | None) -> None:
+        with self.state.lock:
+            self.state.now = now
