@@ -15,8 +15,12 @@ from typing import Literal
 from metrics_pipeline.domain.money import parse_amount_cents
 
 PURCHASE_SYNONYMS = frozenset(
-    {"omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase",
-     "onsite_conversion.purchase"}
+    {
+        "omni_purchase",
+        "purchase",
+        "offsite_conversion.fb_pixel_purchase",
+        "onsite_conversion.purchase",
+    }
 )
 LEAD_SYNONYMS = frozenset(
     {"lead", "offsite_conversion.fb_pixel_lead", "onsite_conversion.lead_grouped"}

@@ -13,8 +13,16 @@ from decimal import Decimal
 from metrics_pipeline.sandbox.world import World
 
 ADDITIVE_FIELDS = (
-    "spend", "impressions", "clicks", "click_to_call", "email_contacts", "booking_step_1",
-    "booking_step_2", "booking_step_3", "reservations", "reservation_value",
+    "spend",
+    "impressions",
+    "clicks",
+    "click_to_call",
+    "email_contacts",
+    "booking_step_1",
+    "booking_step_2",
+    "booking_step_3",
+    "reservations",
+    "reservation_value",
 )
 
 
@@ -79,8 +87,9 @@ def day_truth(world: World, account_id: str, day: date, revision: int, today: da
     return truth
 
 
-def period_truth(world: World, account_id: str, days: list[date], revision: int,
-                 today: date) -> DayTruth:
+def period_truth(
+    world: World, account_id: str, days: list[date], revision: int, today: date
+) -> DayTruth:
     total = DayTruth()
     for day in days:
         one = day_truth(world, account_id, day, revision, today)

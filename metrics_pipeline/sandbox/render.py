@@ -24,8 +24,9 @@ def format_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _windowed(action_type: str, amount: int, view_pct: int, windows: list[str],
-              as_text) -> dict[str, str]:
+def _windowed(
+    action_type: str, amount: int, view_pct: int, windows: list[str], as_text
+) -> dict[str, str]:
     view = amount * view_pct // 100
     entry = {"action_type": action_type, "value": as_text(amount)}
     for window in windows:
@@ -33,8 +34,9 @@ def _windowed(action_type: str, amount: int, view_pct: int, windows: list[str],
     return entry
 
 
-def actions_of(account: Account, ad: AdObject, day: date, events: TrueEvents,
-               windows: list[str]) -> tuple[list[dict], list[dict]]:
+def actions_of(
+    account: Account, ad: AdObject, day: date, events: TrueEvents, windows: list[str]
+) -> tuple[list[dict], list[dict]]:
     counts: list[tuple[str, int]] = [
         ("link_click", events.clicks),
         ("landing_page_view", events.landing_page_views),
@@ -48,8 +50,11 @@ def actions_of(account: Account, ad: AdObject, day: date, events: TrueEvents,
     ]
     if account.spec.custom_call_conversion_id:
         counts.append(
-            (f"offsite_conversion.custom.{account.spec.custom_call_conversion_id}",
-             events.calls_custom))
+            (
+                f"offsite_conversion.custom.{account.spec.custom_call_conversion_id}",
+                events.calls_custom,
+            )
+        )
     # Older rows lack omni_purchase; the pixel and generic names are always there.
     purchase_names = ["offsite_conversion.fb_pixel_purchase", "purchase"]
     if (int(ad.id) + day.toordinal()) % 3 != 0:
@@ -59,8 +64,13 @@ def actions_of(account: Account, ad: AdObject, day: date, events: TrueEvents,
     pct = events.view_share_pct
     actions = [_windowed(t, n, pct, windows, str) for t, n in counts if n > 0]
     values = [
-        _windowed(name, events.purchase_value_minor, pct, windows,
-                  lambda m: format_minor(m, account.exponent))
+        _windowed(
+            name,
+            events.purchase_value_minor,
+            pct,
+            windows,
+            lambda m: format_minor(m, account.exponent),
+        )
         for name in purchase_names
         if events.purchase_value_minor > 0
     ]

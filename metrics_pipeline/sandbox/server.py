@@ -27,24 +27,47 @@ from metrics_pipeline.sandbox.world import AdObject, World
 
 SANDBOX_TOKEN = "sandbox-access-token"  # noqa: S105 - the sandbox's own, not a credential
 MAX_HISTORY_MONTHS = 37
-ALL_STATUSES = {"ACTIVE", "PAUSED", "DELETED", "ARCHIVED", "CAMPAIGN_PAUSED", "ADSET_PAUSED",
-                "PENDING_REVIEW", "DISAPPROVED", "PREAPPROVED", "PENDING_BILLING_INFO",
-                "IN_PROCESS", "WITH_ISSUES"}
+ALL_STATUSES = {
+    "ACTIVE",
+    "PAUSED",
+    "DELETED",
+    "ARCHIVED",
+    "CAMPAIGN_PAUSED",
+    "ADSET_PAUSED",
+    "PENDING_REVIEW",
+    "DISAPPROVED",
+    "PREAPPROVED",
+    "PENDING_BILLING_INFO",
+    "IN_PROCESS",
+    "WITH_ISSUES",
+}
 HIDDEN_BY_DEFAULT = {"DELETED", "ARCHIVED"}
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 5000
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: int, message: str, subcode: int | None = None,
-                 error_type: str = "OAuthException", transient: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        subcode: int | None = None,
+        error_type: str = "OAuthException",
+        transient: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
-        self.body = {"error": {
-            "message": message, "type": error_type, "code": code,
-            "is_transient": transient, "fbtrace_id": "AsandboxTrace",
-            **({"error_subcode": subcode} if subcode is not None else {}),
-        }}
+        self.body = {
+            "error": {
+                "message": message,
+                "type": error_type,
+                "code": code,
+                "is_transient": transient,
+                "fbtrace_id": "AsandboxTrace",
+                **({"error_subcode": subcode} if subcode is not None else {}),
+            }
+        }
 
 
 @dataclass
@@ -121,18 +144,27 @@ class SandboxHandler(BaseHTTPRequestHandler):
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else None
         token = token or (query.get("access_token") or [None])[0]
         if not token:
-            raise ApiError(400, 2500, "An active access token must be used to query "
-                           "information about the current user.")
+            raise ApiError(
+                400,
+                2500,
+                "An active access token must be used to query information about the current user.",
+            )
         if not hmac.compare_digest(token, state.access_token):
-            raise ApiError(400, 190, "Invalid OAuth access token - Cannot parse access token",
-                           subcode=463)
+            raise ApiError(
+                400, 190, "Invalid OAuth access token - Cannot parse access token", subcode=463
+            )
         if state.app_secret:
-            expected = hmac.new(state.app_secret.encode(), token.encode(),
-                                hashlib.sha256).hexdigest()
+            expected = hmac.new(
+                state.app_secret.encode(), token.encode(), hashlib.sha256
+            ).hexdigest()
             proof = (query.get("appsecret_proof") or [""])[0]
             if not hmac.compare_digest(proof, expected):
-                raise ApiError(400, 100, "Invalid appsecret_proof provided in the API argument",
-                               error_type="GraphMethodException")
+                raise ApiError(
+                    400,
+                    100,
+                    "Invalid appsecret_proof provided in the API argument",
+                    error_type="GraphMethodException",
+                )
 
     def _usage_headers(self, account_id: str | None) -> dict[str, str]:
         state = self.state
@@ -145,28 +177,51 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 calls.popleft()
             pct = min(100.0, round(100.0 * len(calls) / state.usage_call_limit, 2))
         headers = {
-            "x-app-usage": json.dumps({"call_count": int(pct), "total_time": int(pct),
-                                       "total_cputime": int(pct)}),
+            "x-app-usage": json.dumps(
+                {"call_count": int(pct), "total_time": int(pct), "total_cputime": int(pct)}
+            ),
         }
         if account_id:
             business = self.state.world.account(account_id).spec.business_id
-            headers["x-ad-account-usage"] = json.dumps({
-                "acc_id_util_pct": pct, "reset_time_duration": 0 if pct < 100 else 60,
-                "ads_api_access_tier": "standard_access"})
-            headers["x-business-use-case-usage"] = json.dumps({business: [{
-                "type": "ads_insights", "call_count": int(pct), "total_cputime": int(pct),
-                "total_time": int(pct), "estimated_time_to_regain_access": 0}]})
-            headers["x-fb-ads-insights-throttle"] = json.dumps({
-                "app_id_util_pct": pct, "acc_id_util_pct": pct,
-                "ads_api_access_tier": "standard_access"})
+            headers["x-ad-account-usage"] = json.dumps(
+                {
+                    "acc_id_util_pct": pct,
+                    "reset_time_duration": 0 if pct < 100 else 60,
+                    "ads_api_access_tier": "standard_access",
+                }
+            )
+            headers["x-business-use-case-usage"] = json.dumps(
+                {
+                    business: [
+                        {
+                            "type": "ads_insights",
+                            "call_count": int(pct),
+                            "total_cputime": int(pct),
+                            "total_time": int(pct),
+                            "estimated_time_to_regain_access": 0,
+                        }
+                    ]
+                }
+            )
+            headers["x-fb-ads-insights-throttle"] = json.dumps(
+                {
+                    "app_id_util_pct": pct,
+                    "acc_id_util_pct": pct,
+                    "ads_api_access_tier": "standard_access",
+                }
+            )
         return headers
 
     def _record(self, path: str) -> None:
         with self.state.lock:
-            self.state.requests.append({
-                "method": self.command, "path": self.path, "route": path,
-                "authorization": "Authorization" in self.headers,
-            })
+            self.state.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "route": path,
+                    "authorization": "Authorization" in self.headers,
+                }
+            )
 
     # -- dispatch -------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -221,24 +276,37 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 if changes.get("clear_requests"):
                     state.requests.clear()
         with state.lock:
-            body = {"revision": state.revision,
-                    "now": state.clock().isoformat(), "requests": list(state.requests)}
+            body = {
+                "revision": state.revision,
+                "now": state.clock().isoformat(),
+                "requests": list(state.requests),
+            }
         self._send(200, body)
 
     # -- resources ------------------------------------------------------------------------
     def _known_account(self, account_id: str):
         if account_id not in self.state.world.accounts:
-            raise ApiError(400, 100, f"(#100) Ad account act_{account_id} does not exist or "
-                           "you do not have permission to access it", subcode=33,
-                           error_type="GraphMethodException")
+            raise ApiError(
+                400,
+                100,
+                f"(#100) Ad account act_{account_id} does not exist or "
+                "you do not have permission to access it",
+                subcode=33,
+                error_type="GraphMethodException",
+            )
         return self.state.world.account(account_id)
 
     def _account(self, account_id: str, query: dict[str, list[str]]) -> dict:
         account = self._known_account(account_id)
         spec = account.spec
-        return {"id": f"act_{spec.account_id}", "account_id": spec.account_id,
-                "name": spec.name, "currency": spec.currency, "timezone_name": spec.timezone,
-                "account_status": 1}
+        return {
+            "id": f"act_{spec.account_id}",
+            "account_id": spec.account_id,
+            "name": spec.name,
+            "currency": spec.currency,
+            "timezone_name": spec.timezone,
+            "account_status": 1,
+        }
 
     def _status_filter(self, query: dict[str, list[str]], level: str) -> set[str]:
         statuses = set(ALL_STATUSES - HIDDEN_BY_DEFAULT)
@@ -250,19 +318,23 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _objects(self, account_id: str, edge: str, query: dict[str, list[str]]) -> dict:
         account = self._known_account(account_id)
         level = edge.rstrip("s")
-        objects = {"campaigns": account.campaigns, "adsets": account.adsets,
-                   "ads": account.ads}[edge]
+        objects = {"campaigns": account.campaigns, "adsets": account.adsets, "ads": account.ads}[
+            edge
+        ]
         statuses = self._status_filter(query, level)
         fields = (query.get("fields") or ["id,name"])[0].split(",")
-        rows = [self._object_fields(o, fields) for o in objects
-                if o.effective_status in statuses]
+        rows = [self._object_fields(o, fields) for o in objects if o.effective_status in statuses]
         return self._page(rows, query)
 
     def _object_fields(self, obj: AdObject, fields: list[str]) -> dict:
         values: dict[str, Any] = {
-            "id": obj.id, "name": obj.name, "status": obj.status,
-            "configured_status": obj.status, "effective_status": obj.effective_status,
-            "objective": obj.objective, "campaign_id": obj.campaign_id,
+            "id": obj.id,
+            "name": obj.name,
+            "status": obj.status,
+            "configured_status": obj.status,
+            "effective_status": obj.effective_status,
+            "objective": obj.objective,
+            "campaign_id": obj.campaign_id,
             "created_time": format_time(obj.created_time),
             "updated_time": format_time(obj.updated_time),
         }
@@ -290,8 +362,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
         today = self.state.world.local_today(account_id, self.state.clock())
         oldest = today - timedelta(days=MAX_HISTORY_MONTHS * 31)
         if since < oldest:
-            raise ApiError(400, 3018, "The start date of the time range cannot be beyond 37 "
-                           "months from the current date", error_type="OAuthException")
+            raise ApiError(
+                400,
+                3018,
+                "The start date of the time range cannot be beyond 37 months from the current date",
+                error_type="OAuthException",
+            )
         breakdowns = _json_param(query, "breakdowns", [])
         windows = _json_param(query, "action_attribution_windows", [])
         fields = set((query.get("fields") or [""])[0].split(","))
@@ -303,25 +379,38 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 if ad.effective_status not in statuses:
                     continue
                 for country in account.spec.countries:
-                    events = self.state.world.events(account_id, ad, day, country,
-                                                     self.state.revision, today)
+                    events = self.state.world.events(
+                        account_id, ad, day, country, self.state.revision, today
+                    )
                     if events is None:
                         continue
-                    rows.append(self._insight_row(account, ad, day, country, events, fields,
-                                                  windows, "country" in breakdowns))
+                    rows.append(
+                        self._insight_row(
+                            account,
+                            ad,
+                            day,
+                            country,
+                            events,
+                            fields,
+                            windows,
+                            "country" in breakdowns,
+                        )
+                    )
             day += timedelta(days=1)
         return rows
 
-    def _insight_row(self, account, ad, day, country, events, fields, windows,
-                     by_country) -> dict:
+    def _insight_row(self, account, ad, day, country, events, fields, windows, by_country) -> dict:
         row: dict[str, Any] = {
             "account_id": account.spec.account_id,
             "account_currency": account.spec.currency,
             "campaign_id": ad.campaign_id,
             "campaign_name": account.object(ad.campaign_id).name,
-            "adset_id": ad.adset_id, "adset_name": account.object(ad.adset_id).name,
-            "ad_id": ad.id, "ad_name": ad.name,
-            "impressions": str(events.impressions), "clicks": str(events.clicks),
+            "adset_id": ad.adset_id,
+            "adset_name": account.object(ad.adset_id).name,
+            "ad_id": ad.id,
+            "ad_name": ad.name,
+            "impressions": str(events.impressions),
+            "clicks": str(events.clicks),
             "reach": str(events.reach),
             "spend": format_minor(events.spend_minor, account.exponent),
             "ctr": f"{(events.clicks * 100 / events.impressions):.6f}",
@@ -342,8 +431,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._insights(account_id, query)  # validate now, like Meta does
         report_id = f"report_{len(self.state.reports) + 1}_{account_id}"
         with self.state.lock:
-            self.state.reports[report_id] = {"account_id": account_id, "query": query,
-                                             "polls": 0}
+            self.state.reports[report_id] = {"account_id": account_id, "query": query, "polls": 0}
         return {"report_run_id": report_id}
 
     def _report(self, report_id: str) -> dict:
@@ -356,9 +444,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
         report = self._report(report_id)
         report["polls"] += 1
         done = report["polls"] >= 2
-        return {"id": report_id, "account_id": report["account_id"],
-                "async_status": "Job Completed" if done else "Job Running",
-                "async_percent_completion": 100 if done else 50}
+        return {
+            "id": report_id,
+            "account_id": report["account_id"],
+            "async_status": "Job Completed" if done else "Job Running",
+            "async_percent_completion": 100 if done else 50,
+        }
 
     def _page(self, rows: list[dict], query: dict[str, list[str]]) -> dict:
         try:
@@ -367,28 +458,37 @@ class SandboxHandler(BaseHTTPRequestHandler):
             raise ApiError(400, 100, "(#100) limit must be an integer") from None
         after = (query.get("after") or [None])[0]
         start = _offset(after) if after else 0
-        chunk = rows[start:start + limit]
+        chunk = rows[start : start + limit]
         body: dict[str, Any] = {"data": chunk}
         if chunk:
-            body["paging"] = {"cursors": {"before": _cursor(start),
-                                          "after": _cursor(start + len(chunk))}}
+            body["paging"] = {
+                "cursors": {"before": _cursor(start), "after": _cursor(start + len(chunk))}
+            }
             if start + len(chunk) < len(rows):
                 params = {k: v[0] for k, v in query.items() if k != "access_token"}
                 params["after"] = _cursor(start + len(chunk))
                 host = self.headers.get("Host", "127.0.0.1")
                 body["paging"]["next"] = (
-                    f"http://{host}{urlsplit(self.path).path}?{urlencode(params)}")
+                    f"http://{host}{urlsplit(self.path).path}?{urlencode(params)}"
+                )
         return body
 
 
 class SandboxServer:
     """Serve a `World` on 127.0.0.1; use as a context manager or start()/stop()."""
 
-    def __init__(self, world: World | None = None, port: int = 0, host: str = "127.0.0.1",
-                 access_token: str = SANDBOX_TOKEN, app_secret: str | None = None,
-                 now: datetime | None = None) -> None:
-        self.state = SandboxState(world or World(), access_token=access_token,
-                                  app_secret=app_secret, now=now)
+    def __init__(
+        self,
+        world: World | None = None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        access_token: str = SANDBOX_TOKEN,
+        app_secret: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.state = SandboxState(
+            world or World(), access_token=access_token, app_secret=app_secret, now=now
+        )
         handler = type("BoundSandboxHandler", (SandboxHandler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -400,8 +500,9 @@ class SandboxServer:
         return f"http://{host}:{port}"
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
-                                        name="meta-sandbox")
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, daemon=True, name="meta-sandbox"
+        )
         self._thread.start()
         return self
 

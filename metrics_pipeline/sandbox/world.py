@@ -36,8 +36,14 @@ class AccountSpec:
 
 DEMO_ACCOUNTS: tuple[AccountSpec, ...] = (
     AccountSpec("1000000001", "Harbour View Hotel", "NZD", "Pacific/Auckland", ("NZ", "AU", "US")),
-    AccountSpec("1000000002", "Canyon Lodge", "USD", "America/Los_Angeles", ("US", "CA", "MX"),
-                custom_call_conversion_id="710001"),
+    AccountSpec(
+        "1000000002",
+        "Canyon Lodge",
+        "USD",
+        "America/Los_Angeles",
+        ("US", "CA", "MX"),
+        custom_call_conversion_id="710001",
+    ),
     AccountSpec("1000000003", "Altstadt Apartments", "EUR", "Europe/Berlin", ("DE", "AT", "CH")),
     AccountSpec("1000000004", "Sakura Ryokan", "JPY", "Asia/Tokyo", ("JP", "KR", "TW"), scale=100),
 )
@@ -124,41 +130,81 @@ def build_account(spec: AccountSpec, anchor: date) -> Account:
         campaign_id = f"23{prefix}{c_index:02d}0000"
         last_day = anchor - timedelta(days=stops) if stops is not None else None
         created = _stamp(start, spec.timezone, rng.randrange(86400))
-        updated = _stamp(last_day or anchor - timedelta(days=3), spec.timezone,
-                         rng.randrange(86400))
-        account.campaigns.append(AdObject(
-            campaign_id, "campaign", f"{label} {spec.countries[0]}", status, status,
-            campaign_id, None, objective, rng.choice([2500, 5000, 8000]) * (spec.scale or 1)
-            if c_index % 2 == 0 else None, None, created, updated, start, last_day,
-        ))
+        updated = _stamp(
+            last_day or anchor - timedelta(days=3), spec.timezone, rng.randrange(86400)
+        )
+        account.campaigns.append(
+            AdObject(
+                campaign_id,
+                "campaign",
+                f"{label} {spec.countries[0]}",
+                status,
+                status,
+                campaign_id,
+                None,
+                objective,
+                rng.choice([2500, 5000, 8000]) * (spec.scale or 1) if c_index % 2 == 0 else None,
+                None,
+                created,
+                updated,
+                start,
+                last_day,
+            )
+        )
         for s_index in range(spec.adsets_per_campaign):
             adset_id = f"23{prefix}{c_index:02d}{s_index + 1:02d}00"
             adset_effective = {"ARCHIVED": "ARCHIVED", "PAUSED": "CAMPAIGN_PAUSED"}.get(
-                status, "ACTIVE")
-            account.adsets.append(AdObject(
-                adset_id, "adset", f"{label} / audience {s_index + 1}", "ACTIVE",
-                adset_effective, campaign_id, None, objective, None,
-                None if c_index % 2 == 0 else rng.choice([30000, 60000]) * spec.scale,
-                created, updated, start, last_day,
-            ))
+                status, "ACTIVE"
+            )
+            account.adsets.append(
+                AdObject(
+                    adset_id,
+                    "adset",
+                    f"{label} / audience {s_index + 1}",
+                    "ACTIVE",
+                    adset_effective,
+                    campaign_id,
+                    None,
+                    objective,
+                    None,
+                    None if c_index % 2 == 0 else rng.choice([30000, 60000]) * spec.scale,
+                    created,
+                    updated,
+                    start,
+                    last_day,
+                )
+            )
             for a_index in range(spec.ads_per_adset):
                 ad_id = f"23{prefix}{c_index:02d}{s_index + 1:02d}{a_index + 1:02d}"
                 ad_status, ad_effective, ad_last = "ACTIVE", adset_effective, last_day
                 if c_index == 0 and s_index == 0 and a_index == 1:
                     ad_status = ad_effective = "DELETED"
                     ad_last = anchor - timedelta(days=DELETED_AD_STOPS_DAYS_BEFORE)
-                account.ads.append(AdObject(
-                    ad_id, "ad", f"{label} / creative {s_index + 1}.{a_index + 1}", ad_status,
-                    ad_effective, campaign_id, adset_id, objective, None, None, created,
-                    updated if ad_last is None else _stamp(ad_last, spec.timezone, 3600),
-                    start, ad_last,
-                ))
+                account.ads.append(
+                    AdObject(
+                        ad_id,
+                        "ad",
+                        f"{label} / creative {s_index + 1}.{a_index + 1}",
+                        ad_status,
+                        ad_effective,
+                        campaign_id,
+                        adset_id,
+                        objective,
+                        None,
+                        None,
+                        created,
+                        updated if ad_last is None else _stamp(ad_last, spec.timezone, 3600),
+                        start,
+                        ad_last,
+                    )
+                )
     return account
 
 
 @lru_cache(maxsize=500_000)
-def base_events(seed: int, ad_id: str, day: date, country: str, scale: int,
-                with_custom_calls: bool) -> TrueEvents | None:
+def base_events(
+    seed: int, ad_id: str, day: date, country: str, scale: int, with_custom_calls: bool
+) -> TrueEvents | None:
     """The settled events of one (ad, day, country); None when the ad did not deliver."""
     rng = random.Random(f"{seed}:{ad_id}:{day.isoformat()}:{country}")
     if rng.random() < 0.12:
@@ -175,9 +221,15 @@ def base_events(seed: int, ad_id: str, day: date, country: str, scale: int,
     # Some value amounts carry cents, so money exactness is really tested.
     value += rng.randint(0, 99) * scale if purchases else 0
     return TrueEvents(
-        impressions=impressions, clicks=clicks, reach=reach, spend_minor=spend_minor,
-        searches=searches, checkouts=checkouts, payment_infos=payment_infos,
-        purchases=purchases, purchase_value_minor=value,
+        impressions=impressions,
+        clicks=clicks,
+        reach=reach,
+        spend_minor=spend_minor,
+        searches=searches,
+        checkouts=checkouts,
+        payment_infos=payment_infos,
+        purchases=purchases,
+        purchase_value_minor=value,
         calls_native=rng.randint(0, 2) if rng.random() < 0.3 else 0,
         calls_custom=(rng.randint(0, 1) if rng.random() < 0.2 else 0) if with_custom_calls else 0,
         leads=rng.randint(0, 3) if rng.random() < 0.25 else 0,
@@ -186,8 +238,9 @@ def base_events(seed: int, ad_id: str, day: date, country: str, scale: int,
     )
 
 
-def late_events(seed: int, ad_id: str, day: date, country: str, revision: int,
-                scale: int) -> tuple[int, int]:
+def late_events(
+    seed: int, ad_id: str, day: date, country: str, revision: int, scale: int
+) -> tuple[int, int]:
     """Purchases (and their value) attributed late, after `revision` re-attributions."""
     purchases = value = 0
     for step in range(1, revision + 1):
@@ -201,8 +254,12 @@ def late_events(seed: int, ad_id: str, day: date, country: str, revision: int,
 class World:
     """All accounts of the sandbox, anchored at `anchor` (the sandbox's creation day)."""
 
-    def __init__(self, accounts: tuple[AccountSpec, ...] = DEMO_ACCOUNTS, seed: int = 7,
-                 anchor: date | None = None) -> None:
+    def __init__(
+        self,
+        accounts: tuple[AccountSpec, ...] = DEMO_ACCOUNTS,
+        seed: int = 7,
+        anchor: date | None = None,
+    ) -> None:
         self.seed = seed
         self.anchor = anchor or datetime.now(ZoneInfo("UTC")).date()
         self.accounts = {spec.account_id: build_account(spec, self.anchor) for spec in accounts}
@@ -213,26 +270,30 @@ class World:
     def local_today(self, account_id: str, now: datetime) -> date:
         return now.astimezone(ZoneInfo(self.account(account_id).spec.timezone)).date()
 
-    def events(self, account_id: str, ad: AdObject, day: date, country: str, revision: int,
-               today: date) -> TrueEvents | None:
+    def events(
+        self, account_id: str, ad: AdObject, day: date, country: str, revision: int, today: date
+    ) -> TrueEvents | None:
         """The events of one row as Meta would report them on `today` at `revision`."""
         if day > today or day < ad.first_day or (ad.last_day is not None and day > ad.last_day):
             return None
         spec = self.account(account_id).spec
-        events = base_events(self.seed, ad.id, day, country, spec.scale,
-                             spec.custom_call_conversion_id is not None)
+        events = base_events(
+            self.seed, ad.id, day, country, spec.scale, spec.custom_call_conversion_id is not None
+        )
         if events is None:
             return None
         if revision and (today - day).days < ATTRIBUTION_DAYS:
             extra, extra_value = late_events(self.seed, ad.id, day, country, revision, spec.scale)
             if extra:
                 # Late purchases went through the funnel, so every step grows with them.
-                events = TrueEvents(**{
-                    **events.__dict__,
-                    "searches": events.searches + extra,
-                    "checkouts": events.checkouts + extra,
-                    "payment_infos": events.payment_infos + extra,
-                    "purchases": events.purchases + extra,
-                    "purchase_value_minor": events.purchase_value_minor + extra_value,
-                })
+                events = TrueEvents(
+                    **{
+                        **events.__dict__,
+                        "searches": events.searches + extra,
+                        "checkouts": events.checkouts + extra,
+                        "payment_infos": events.payment_infos + extra,
+                        "purchases": events.purchases + extra,
+                        "purchase_value_minor": events.purchase_value_minor + extra_value,
+                    }
+                )
         return events

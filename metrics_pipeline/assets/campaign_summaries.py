@@ -1,0 +1,112 @@
+"""campaign_summaries: weekly (ISO, Monday start) and monthly summaries per client.
+
+Derived only from daily_kpi_data; Dagster maps each week or month partition to its days.
+Both assets write the one `campaign_summaries` table, each its own `summary_type`.
+"""
+
+from collections.abc import Callable
+from datetime import date
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    DimensionPartitionMapping,
+    IdentityPartitionMapping,
+    MaterializeResult,
+    MultiPartitionMapping,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.periods import Period, month_of, week_of
+from metrics_pipeline.domain.summaries import summarize_days
+from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+DAYS_OF_PERIOD = MultiPartitionMapping(
+    {
+        DATE: DimensionPartitionMapping(DATE, TimeWindowPartitionMapping()),
+        CLIENT: DimensionPartitionMapping(CLIENT, IdentityPartitionMapping()),
+    }
+)
+
+
+def _build_summary(
+    catalog: Catalog, daily_kpi_data, summary_type: str, period_of: Callable[[date], Period]
+):
+    partitions = (
+        catalog.partitions.weekly if summary_type == "weekly" else (catalog.partitions.monthly)
+    )
+
+    @asset(
+        key=AssetKey(["campaign_summaries", summary_type]),
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[AssetDep(daily_kpi_data, partition_mapping=DAYS_OF_PERIOD)],
+        group_name="kpis",
+        kinds={"pandas", "sql"},
+        description=f"{summary_type.capitalize()} totals, conversion metrics, average CPA and "
+        "per-campaign totals per client, summed from daily_kpi_data.",
+    )
+    def summary(
+        context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    ) -> MaterializeResult:
+        now = clock.now()
+        written = 0
+        for client_id, starts in dates_by_client(context.partition_keys).items():
+            periods = [period_of(start) for start in starts]
+            daily = warehouse.read(
+                "daily_kpi_data",
+                {
+                    "client_id": client_id,
+                    "platform": PLATFORM,
+                    "date": [d for p in periods for d in p.days()],
+                },
+            )
+            rows = []
+            for period in periods:
+                in_period = daily[(daily["date"] >= period.start) & (daily["date"] <= period.end)]
+                result = summarize_days(in_period)
+                rows.append(
+                    {
+                        "client_id": client_id,
+                        "summary_type": summary_type,
+                        "summary_date": period.start,
+                        "platform": PLATFORM,
+                        "period_end": period.end,
+                        "days_in_period": period.length,
+                        "days_with_data": result.days_with_data,
+                        **result.totals,
+                        "currency": result.currency,
+                        "campaign_data": result.campaign_data,
+                        "data_source": "daily_kpi_data",
+                        "updated_at": now,
+                    }
+                )
+            written += warehouse.replace(
+                "campaign_summaries",
+                [
+                    {
+                        "client_id": client_id,
+                        "summary_type": summary_type,
+                        "platform": PLATFORM,
+                        "summary_date": [p.start for p in periods],
+                    }
+                ],
+                rows,
+            )
+        return MaterializeResult(metadata={"summaries": written})
+
+    return summary
+
+
+def build_campaign_summaries(catalog: Catalog, daily_kpi_data):
+    return [
+        _build_summary(catalog, daily_kpi_data, "weekly", week_of),
+        _build_summary(catalog, daily_kpi_data, "monthly", month_of),
+    ]

@@ -1,0 +1,130 @@
+"""client_kpi_rollups: month-to-date, trailing windows, previous month and pacing per client.
+
+Every window is summed from daily_kpi_data by the same `summarize_days` as the summaries.
+Trailing windows are complete days (today excluded); month-to-date runs to yesterday, so its
+projection and pacing compare whole days with whole days.
+"""
+
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
+
+from metrics_pipeline.assets.accounts import client_timezone
+from metrics_pipeline.assets.current_week_cache import ALL_DAYS_OF_CLIENT
+from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.config.clients import ClientConfig
+from metrics_pipeline.domain.kpis import RATIO_SCALE, ratio
+from metrics_pipeline.domain.money import CENT
+from metrics_pipeline.domain.periods import (
+    Period,
+    local_today,
+    month_of,
+    previous_month,
+    trailing_days,
+)
+from metrics_pipeline.domain.summaries import PeriodSummary, summarize_days
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+def rollup_windows(today: date) -> dict[str, Period]:
+    """The rollup windows for a client living on `today` (local date)."""
+    month = month_of(today)
+    return {
+        "month_to_date": Period(month.start, today - timedelta(days=1)),
+        "last_7_days": trailing_days(today, 7),
+        "last_14_days": trailing_days(today, 14),
+        "last_30_days": trailing_days(today, 30),
+        "previous_month": previous_month(today),
+    }
+
+
+def _percent(part: Decimal | int, whole: Decimal | int | None) -> Decimal | None:
+    if whole in (None, 0):
+        return None
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(RATIO_SCALE, rounding=ROUND_HALF_UP)
+
+
+def pacing(client: ClientConfig, today: date, mtd: PeriodSummary) -> dict[str, Any]:
+    """End-of-month projection and progress against budget and targets, from whole days."""
+    month = month_of(today)
+    elapsed = (today - month.start).days
+    scale = Decimal(month.length) / Decimal(elapsed) if elapsed else None
+    spend: Decimal = mtd.totals["total_spend"]
+    conversions, reservations = mtd.totals["total_conversions"], mtd.totals["reservations"]
+    return {
+        "days_elapsed": elapsed,
+        "days_in_month": month.length,
+        "projected_spend": (spend * scale).quantize(CENT, rounding=ROUND_HALF_UP)
+        if scale
+        else None,
+        "projected_conversions": ratio(conversions * month.length, elapsed),
+        "projected_reservations": ratio(reservations * month.length, elapsed),
+        "monthly_budget": client.monthly_budget,
+        "budget_progress_pct": _percent(spend, client.monthly_budget),
+        "expected_progress_pct": _percent(elapsed, month.length),
+        "conversion_target": client.targets.conversions,
+        "conversion_progress_pct": _percent(conversions, client.targets.conversions),
+        "reservation_target": client.targets.reservations,
+        "reservation_progress_pct": _percent(reservations, client.targets.reservations),
+    }
+
+
+def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
+    @asset(
+        name="client_kpi_rollups",
+        partitions_def=catalog.partitions.clients,
+        deps=[AssetDep(daily_kpi_data, partition_mapping=ALL_DAYS_OF_CLIENT)],
+        group_name="serving",
+        kinds={"pandas", "sql"},
+        description="Per client: month-to-date, last 7/14/30 days, previous month, "
+        "end-of-month projection and pacing against budget and conversion targets.",
+    )
+    def client_kpi_rollups(
+        context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    ) -> MaterializeResult:
+        now = clock.now()
+        for client_id in context.partition_keys:
+            client = catalog.client(client_id)
+            today = local_today(now, client_timezone(client, warehouse))
+            windows = rollup_windows(today)
+            first = min(p.start for p in windows.values())
+            daily = warehouse.read(
+                "daily_kpi_data",
+                {
+                    "client_id": client_id,
+                    "platform": PLATFORM,
+                    "date": Period(first, today - timedelta(days=1)).days(),
+                },
+            )
+            rows = []
+            for name, period in windows.items():
+                in_window = (
+                    daily[(daily["date"] >= period.start) & (daily["date"] <= period.end)]
+                    if not daily.empty
+                    else daily
+                )
+                result = summarize_days(in_window)
+                extra = pacing(client, today, result) if name == "month_to_date" else {}
+                rows.append(
+                    {
+                        "client_id": client_id,
+                        "platform": PLATFORM,
+                        "rollup_window": name,
+                        "as_of_date": today,
+                        "window_start": period.start,
+                        "window_end": period.end,
+                        "days_with_data": result.days_with_data,
+                        **result.totals,
+                        "currency": result.currency,
+                        **extra,
+                        "updated_at": now,
+                    }
+                )
+            warehouse.replace("client_kpi_rollups", [{"client_id": client_id}], rows)
+        return MaterializeResult(metadata={"clients": len(context.partition_keys)})
+
+    return client_kpi_rollups

@@ -1,0 +1,73 @@
+"""current_week_cache: each client's week-to-date, the view dashboards read.
+
+Derived only from daily_kpi_data for the client's current ISO week, today included; today's
+numbers are still moving, so a cache that includes them is marked provisional.
+"""
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    MaterializeResult,
+    MultiToSingleDimensionPartitionMapping,
+    asset,
+)
+
+from metrics_pipeline.assets.accounts import client_timezone
+from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.periods import Period, local_today, week_start
+from metrics_pipeline.domain.summaries import summarize_days
+from metrics_pipeline.partitions import CLIENT
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+ALL_DAYS_OF_CLIENT = MultiToSingleDimensionPartitionMapping(partition_dimension_name=CLIENT)
+
+
+def build_current_week_cache(catalog: Catalog, daily_kpi_data):
+    @asset(
+        name="current_week_cache",
+        partitions_def=catalog.partitions.clients,
+        deps=[AssetDep(daily_kpi_data, partition_mapping=ALL_DAYS_OF_CLIENT)],
+        group_name="serving",
+        kinds={"pandas", "sql"},
+        description="Week-to-date stats, conversion metrics and per-campaign rows per client, "
+        "today included and marked provisional.",
+    )
+    def current_week_cache(
+        context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    ) -> MaterializeResult:
+        now = clock.now()
+        for client_id in context.partition_keys:
+            client = catalog.client(client_id)
+            today = local_today(now, client_timezone(client, warehouse))
+            start = week_start(today)
+            daily = warehouse.read(
+                "daily_kpi_data",
+                {"client_id": client_id, "platform": PLATFORM, "date": Period(start, today).days()},
+            )
+            result = summarize_days(daily)
+            includes_today = bool((daily["date"] == today).any()) if not daily.empty else False
+            warehouse.replace(
+                "current_week_cache",
+                [{"client_id": client_id}],
+                [
+                    {
+                        "client_id": client_id,
+                        "platform": PLATFORM,
+                        "week_start": start,
+                        "date_range_start": start,
+                        "date_range_end": today,
+                        "days_with_data": result.days_with_data,
+                        "is_provisional": includes_today,
+                        "provisional_date": today if includes_today else None,
+                        **result.totals,
+                        "currency": result.currency,
+                        "campaign_data": result.campaign_data,
+                        "last_updated": now,
+                    }
+                ],
+            )
+        return MaterializeResult(metadata={"clients": len(context.partition_keys)})
+
+    return current_week_cache

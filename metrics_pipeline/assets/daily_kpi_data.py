@@ -1,0 +1,87 @@
+"""daily_kpi_data: one row per (client, date, platform), derived only from meta_insights."""
+
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+
+from metrics_pipeline.assets.partial import finish
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.insight_kpis import kpi_inputs
+from metrics_pipeline.domain.kpis import aggregate_kpis, totals_record
+from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
+from metrics_pipeline.partitions import dates_by_client
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+PLATFORM = "meta"
+DATA_SOURCE = "meta_insights"
+
+
+def daily_rows(
+    client_id: str, inputs: pd.DataFrame, collections: pd.DataFrame
+) -> list[dict[str, Any]]:
+    """A row for every collected day, zeros for a day collected without delivery."""
+    rows: list[dict[str, Any]] = []
+    for collection in collections.sort_values("date").to_dict("records"):
+        day: date = collection["date"]
+        day_inputs = inputs[inputs["date"] == day]
+        totals = aggregate_kpis(day_inputs).iloc[0].to_dict()
+        campaigns = day_inputs.assign(_order=0)
+        rows.append(
+            {
+                "client_id": client_id,
+                "date": day,
+                "platform": PLATFORM,
+                **totals_record(totals),
+                "currency": collection["currency"],
+                "campaign_data": campaigns_to_json(aggregate_campaigns(campaigns)),
+                "data_source": DATA_SOURCE,
+                "collected_at": collection["collected_at"],
+            }
+        )
+    return rows
+
+
+def build_daily_kpi_data(catalog: Catalog, meta_insights):
+    @asset(
+        name="daily_kpi_data",
+        partitions_def=catalog.partitions.daily,
+        backfill_policy=BackfillPolicy.single_run(),
+        deps=[AssetDep(meta_insights)],
+        group_name="kpis",
+        kinds={"pandas", "sql"},
+        description="Daily KPIs per client from meta_insights only: totals, conversion metrics "
+        "from the client's action mapping, ratios of sums, per-campaign breakdown, lineage.",
+    )
+    def daily_kpi_data(
+        context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    ) -> MaterializeResult:
+        written: list[tuple[str, object]] = []
+        failures: list[str] = []
+        for client_id, days in dates_by_client(context.partition_keys).items():
+            client = catalog.client(client_id)
+            scope = {"client_id": client_id, "date": days}
+            collections = warehouse.read("meta_insight_collections", scope)
+            missing = sorted(set(days) - set(collections["date"]))
+            failures += [
+                f"client {client_id!r}, date {d}: meta_insights has not collected this day"
+                for d in missing
+            ]
+            collected = sorted(set(collections["date"]))
+            if not collected:
+                continue
+            insights = warehouse.read("meta_insights", {"client_id": client_id, "date": collected})
+            rows = daily_rows(
+                client_id, kpi_inputs(insights, client.conversion_mapping), collections
+            )
+            warehouse.replace(
+                "daily_kpi_data",
+                [{"client_id": client_id, "date": collected, "platform": PLATFORM}],
+                rows,
+            )
+            written += [(client_id, d) for d in collected]
+        return finish(context, written, failures, {"partitions": len(written)})
+
+    return daily_kpi_data

@@ -1,0 +1,87 @@
+"""meta_ad_objects: every campaign, ad set and ad of each client's account, any status."""
+
+from datetime import datetime
+from typing import Any
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, asset
+
+from metrics_pipeline.assets.accounts import resolve_account
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.money import cents_to_decimal, minor_units_to_cents
+from metrics_pipeline.meta.client import CallSite
+from metrics_pipeline.meta.errors import MetaApiError
+from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+META_POOL = "meta_api"
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z") if value else None
+
+
+def _budget(value: Any, currency: str):
+    return None if value in (None, "") else cents_to_decimal(minor_units_to_cents(value, currency))
+
+
+def build_meta_ad_objects(catalog: Catalog):
+    @asset(
+        name="meta_ad_objects",
+        partitions_def=catalog.partitions.clients,
+        group_name="meta",
+        kinds={"python", "sql"},
+        pool=META_POOL,
+        description="Campaign -> ad set -> ad hierarchy of each client's ad account, deleted "
+        "and archived objects included; budgets converted from minor units.",
+    )
+    def meta_ad_objects(
+        context: AssetExecutionContext,
+        meta: MetaAdsResource,
+        warehouse: WarehouseResource,
+        clock: ClockResource,
+    ) -> MaterializeResult:
+        api = meta.client(context.log)
+        now = clock.now()
+        counts: dict[str, int] = {}
+        for client_id in context.partition_keys:
+            client = catalog.client(client_id)
+            try:
+                account = resolve_account(api, client, warehouse, now)
+                rows: list[dict[str, Any]] = []
+                for edge, level in (("campaigns", "campaign"), ("adsets", "adset"), ("ads", "ad")):
+                    site = CallSite(client.id, client.meta_ad_account_id, edge)
+                    for obj in api.objects(client.meta_ad_account_id, edge, site):
+                        rows.append(
+                            {
+                                "client_id": client.id,
+                                "level": level,
+                                "object_id": obj["id"],
+                                "name": obj.get("name"),
+                                "campaign_id": obj.get("campaign_id")
+                                or (obj["id"] if level == "campaign" else None),
+                                "adset_id": obj.get("adset_id")
+                                or (obj["id"] if level == "adset" else None),
+                                "status": obj.get("status"),
+                                "effective_status": obj.get("effective_status"),
+                                "objective": obj.get("objective"),
+                                "daily_budget": _budget(obj.get("daily_budget"), account.currency),
+                                "lifetime_budget": _budget(
+                                    obj.get("lifetime_budget"), account.currency
+                                ),
+                                "currency": account.currency,
+                                "created_time": _timestamp(obj.get("created_time")),
+                                "updated_time": _timestamp(obj.get("updated_time")),
+                                "collected_at": now,
+                            }
+                        )
+            except MetaApiError as exc:
+                raise Failure(description=str(exc), allow_retries=False) from None
+            counts[client.id] = warehouse.replace(
+                "meta_ad_objects", [{"client_id": client.id}], rows
+            )
+        return MaterializeResult(
+            metadata={"objects_by_client": counts, "objects": sum(counts.values())}
+        )
+
+    return meta_ad_objects

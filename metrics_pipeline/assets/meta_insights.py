@@ -1,0 +1,100 @@
+"""meta_insights: raw daily insights per (client, date, ad, country), as Meta returns them."""
+
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+
+from metrics_pipeline.assets.accounts import resolve_account
+from metrics_pipeline.assets.meta_ad_objects import META_POOL
+from metrics_pipeline.assets.partial import finish
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.meta.errors import MetaApiError
+from metrics_pipeline.meta.parsing import parse_insight_rows
+from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+def build_meta_insights(catalog: Catalog):
+    @asset(
+        name="meta_insights",
+        partitions_def=catalog.partitions.daily,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="meta",
+        kinds={"python", "sql"},
+        pool=META_POOL,
+        description="Ad-level daily insights by country for every status (deleted and archived "
+        "included), with each action and action value as returned, per attribution window.",
+    )
+    def meta_insights(
+        context: AssetExecutionContext,
+        meta: MetaAdsResource,
+        warehouse: WarehouseResource,
+        clock: ClockResource,
+    ) -> MaterializeResult:
+        api = meta.client(context.log)
+        now = clock.now()
+        written: list[tuple[str, object]] = []
+        failures: list[str] = []
+        rows_by_client: dict[str, int] = {}
+        for client_id, days in dates_by_client(context.partition_keys).items():
+            client = catalog.client(client_id)
+            try:
+                account = resolve_account(api, client, warehouse, now)
+                for since, until in contiguous_ranges(days):
+                    span = {d for d in days if since <= d <= until}
+                    raw = api.insights(
+                        client.meta_ad_account_id,
+                        since,
+                        until,
+                        client.attribution_windows,
+                        client.id,
+                    )
+                    parsed = parse_insight_rows(
+                        raw,
+                        client_id=client.id,
+                        account_id=client.meta_ad_account_id,
+                        currency=account.currency,
+                        days=span,
+                        attribution_windows=client.attribution_windows,
+                        mapping=client.conversion_mapping,
+                        collected_at=now,
+                    )
+                    bad = parsed.bad_days(span)
+                    failures += [str(p) for p in parsed.problems]
+                    good = sorted(span - bad)
+                    if not good:
+                        continue
+                    rows = [r for d in good for r in parsed.rows_by_day.get(d, [])]
+                    collections = [
+                        {
+                            "client_id": client.id,
+                            "date": d,
+                            "row_count": len(parsed.rows_by_day.get(d, [])),
+                            "currency": account.currency,
+                            "collected_at": now,
+                        }
+                        for d in good
+                    ]
+                    scope = [{"client_id": client.id, "date": good}]
+                    warehouse.replace_many(
+                        [
+                            ("meta_insights", scope, rows),
+                            ("meta_insight_collections", scope, collections),
+                        ]
+                    )
+                    rows_by_client[client.id] = rows_by_client.get(client.id, 0) + len(rows)
+                    written += [(client.id, d) for d in good]
+            except MetaApiError as exc:
+                failures.append(str(exc))
+        return finish(
+            context,
+            written,
+            failures,
+            {
+                "rows_by_client": rows_by_client,
+                "rows": sum(rows_by_client.values()),
+                "partitions": len(written),
+            },
+        )
+
+    return meta_insights

@@ -1,0 +1,36 @@
+"""Finishing a partitioned step in which some (client, period) partitions failed.
+
+The good partitions were written; they are recorded as materialized so the UI and the
+downstream assets see them, and the step fails naming every bad partition and why.
+"""
+
+from collections.abc import Mapping
+
+from dagster import AssetExecutionContext, AssetMaterialization, Failure, MaterializeResult
+
+from metrics_pipeline.partitions import multi_key
+
+
+def finish(
+    context: AssetExecutionContext,
+    written: list[tuple[str, object]],
+    failures: list[str],
+    metadata: Mapping[str, object],
+) -> MaterializeResult:
+    if not failures:
+        return MaterializeResult(metadata=dict(metadata))
+    for client_id, day in written:
+        context.log_event(
+            AssetMaterialization(
+                asset_key=context.asset_key,
+                partition=multi_key(client_id, day),
+                metadata={"partial_run": True},
+            )
+        )
+    summary = "; ".join(failures[:20]) + (
+        f" (+{len(failures) - 20} more)" if len(failures) > 20 else ""
+    )
+    raise Failure(
+        description=f"{len(failures)} problem(s): {summary}",
+        metadata={"problems": "\n".join(failures), "partitions_written": len(written)},
+    )

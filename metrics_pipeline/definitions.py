@@ -1,0 +1,53 @@
+"""The code location: assembles assets and resources; every piece is built elsewhere."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, EnvVar
+
+from metrics_pipeline.assets.campaign_summaries import build_campaign_summaries
+from metrics_pipeline.assets.client_kpi_rollups import build_client_kpi_rollups
+from metrics_pipeline.assets.current_week_cache import build_current_week_cache
+from metrics_pipeline.assets.daily_kpi_data import build_daily_kpi_data
+from metrics_pipeline.assets.meta_ad_objects import build_meta_ad_objects
+from metrics_pipeline.assets.meta_insights import build_meta_insights
+from metrics_pipeline.catalog import Catalog, build_catalog
+from metrics_pipeline.clock import AS_OF_ENV, ClockResource
+from metrics_pipeline.meta.resource import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MetaAdsResource
+from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
+
+
+def build_assets(catalog: Catalog) -> list:
+    meta_insights = build_meta_insights(catalog)
+    daily_kpi_data = build_daily_kpi_data(catalog, meta_insights)
+    return [
+        build_meta_ad_objects(catalog),
+        meta_insights,
+        daily_kpi_data,
+        *build_campaign_summaries(catalog, daily_kpi_data),
+        build_current_week_cache(catalog, daily_kpi_data),
+        build_client_kpi_rollups(catalog, daily_kpi_data),
+    ]
+
+
+def default_resources() -> dict:
+    """Resources from the environment; secrets only through EnvVar, read at run time."""
+    return {
+        "meta": MetaAdsResource(
+            access_token=EnvVar("META_ACCESS_TOKEN"),
+            app_secret=EnvVar("META_APP_SECRET") if os.environ.get("META_APP_SECRET") else None,
+            base_url=os.environ.get("META_API_BASE_URL", DEFAULT_BASE_URL),
+            api_version=os.environ.get("META_API_VERSION", DEFAULT_API_VERSION),
+        ),
+        "warehouse": WarehouseResource(url=os.environ.get(WAREHOUSE_URL_ENV, "")),
+        "clock": ClockResource(as_of=os.environ.get(AS_OF_ENV, "")),
+    }
+
+
+def build_definitions(catalog: Catalog | None = None, resources: dict | None = None) -> Definitions:
+    catalog = catalog or build_catalog()
+    return Definitions(assets=build_assets(catalog), resources=resources or default_resources())
+
+
+defs = build_definitions()

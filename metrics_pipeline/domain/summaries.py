@@ -1,0 +1,107 @@
+"""Summaries of a set of days: the single path from daily KPI rows to any period's numbers.
+
+Weekly and monthly summaries, the current-week cache and every rollup call
+`summarize_days`, which calls `aggregate_kpis`, so one period has one set of numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+from metrics_pipeline.domain.kpis import (
+    ADDITIVE_METRICS,
+    COUNT_METRICS,
+    aggregate_kpis,
+    totals_record,
+)
+from metrics_pipeline.domain.money import decimal_to_cents
+
+CAMPAIGN_KEYS = ("campaign_id", "campaign_name")
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def campaigns_to_json(aggregated: pd.DataFrame) -> str:
+    """Per-campaign aggregated rows -> stored JSON (money as decimal strings)."""
+    records = []
+    for row in aggregated.sort_values("campaign_id").to_dict("records"):
+        record = {"campaign_id": row["campaign_id"], "campaign_name": row["campaign_name"]}
+        record.update(totals_record(row))
+        records.append(record)
+    return json.dumps(records, default=_json_default, sort_keys=True, separators=(",", ":"))
+
+
+def campaigns_from_json(texts: pd.Series) -> pd.DataFrame:
+    """Stored campaign JSON of many rows -> one additive frame (money in hundredths)."""
+    rows: list[dict[str, Any]] = []
+    for position, text in enumerate(texts):
+        for entry in json.loads(text or "[]"):
+            row = {m: int(entry[m]) for m in COUNT_METRICS}
+            row["total_spend_cents"] = decimal_to_cents(Decimal(entry["total_spend"]))
+            row["reservation_value_cents"] = decimal_to_cents(Decimal(entry["reservation_value"]))
+            row["campaign_id"] = entry["campaign_id"]
+            row["campaign_name"] = entry["campaign_name"]
+            row["_order"] = position
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*CAMPAIGN_KEYS, *ADDITIVE_METRICS, "_order"])
+
+
+def aggregate_campaigns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-campaign totals; a renamed campaign keeps its latest name."""
+    if frame.empty:
+        return aggregate_kpis(frame.assign(campaign_id=[]), by=["campaign_id"]).assign(
+            campaign_name=[]
+        )
+    latest = frame.sort_values("_order").groupby("campaign_id")["campaign_name"].last()
+    aggregated = aggregate_kpis(frame, by=["campaign_id"])
+    aggregated["campaign_name"] = aggregated["campaign_id"].map(latest)
+    return aggregated
+
+
+def daily_rows_to_additive(daily: pd.DataFrame) -> pd.DataFrame:
+    """Stored daily KPI rows -> additive frame (money back to hundredths)."""
+    frame = pd.DataFrame({m: daily[m].astype("int64") for m in COUNT_METRICS}, index=daily.index)
+    frame["total_spend_cents"] = [decimal_to_cents(v) for v in daily["total_spend"]]
+    frame["reservation_value_cents"] = [decimal_to_cents(v) for v in daily["reservation_value"]]
+    return frame
+
+
+@dataclass(frozen=True)
+class PeriodSummary:
+    totals: dict[str, Any]  # stored form: KPI columns
+    campaign_data: str
+    days_with_data: int
+    currency: str | None
+
+
+def summarize_days(daily: pd.DataFrame) -> PeriodSummary:
+    """The numbers of any set of daily KPI rows (one client), as every store records them."""
+    daily = daily.sort_values("date") if not daily.empty else daily
+    if daily.empty:
+        additive = pd.DataFrame(columns=list(ADDITIVE_METRICS))
+    else:
+        additive = daily_rows_to_additive(daily)
+    totals = totals_record(aggregate_kpis(additive).iloc[0].to_dict())
+    campaigns = aggregate_campaigns(
+        campaigns_from_json(
+            daily["campaign_data"] if not daily.empty else pd.Series([], dtype=object)
+        )
+    )
+    currencies = sorted(set(daily["currency"])) if not daily.empty else []
+    if len(currencies) > 1:
+        raise ValueError(f"days in more than one currency: {currencies}")
+    return PeriodSummary(
+        totals=totals,
+        campaign_data=campaigns_to_json(campaigns),
+        days_with_data=int(daily["date"].nunique()) if not daily.empty else 0,
+        currency=currencies[0] if currencies else None,
+    )

@@ -1,0 +1,366 @@
+"""A Graph API client that keeps going through throttling and transient failures.
+
+Every request has a time budget rather than a retry count, so a long throttle delays a
+backfill instead of aborting it. The token travels only in the Authorization header; the
+client's messages never contain it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import requests
+
+from metrics_pipeline.meta.errors import (
+    ErrorKind,
+    MetaApiError,
+    ReduceDataError,
+    classify,
+)
+from metrics_pipeline.meta.usage import GOVERNOR, UsageGovernor
+
+ALL_EFFECTIVE_STATUSES = (
+    "ACTIVE",
+    "PAUSED",
+    "DELETED",
+    "ARCHIVED",
+    "CAMPAIGN_PAUSED",
+    "ADSET_PAUSED",
+    "PENDING_REVIEW",
+    "DISAPPROVED",
+    "PREAPPROVED",
+    "PENDING_BILLING_INFO",
+    "IN_PROCESS",
+    "WITH_ISSUES",
+)
+INSIGHT_FIELDS = (
+    "account_id",
+    "account_currency",
+    "campaign_id",
+    "campaign_name",
+    "adset_id",
+    "adset_name",
+    "ad_id",
+    "ad_name",
+    "spend",
+    "impressions",
+    "clicks",
+    "reach",
+    "actions",
+    "action_values",
+)
+OBJECT_FIELDS = {
+    "campaigns": (
+        "id",
+        "name",
+        "status",
+        "effective_status",
+        "objective",
+        "daily_budget",
+        "lifetime_budget",
+        "created_time",
+        "updated_time",
+    ),
+    "adsets": (
+        "id",
+        "name",
+        "campaign_id",
+        "status",
+        "effective_status",
+        "daily_budget",
+        "lifetime_budget",
+        "created_time",
+        "updated_time",
+    ),
+    "ads": (
+        "id",
+        "name",
+        "campaign_id",
+        "adset_id",
+        "status",
+        "effective_status",
+        "created_time",
+        "updated_time",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    request_timeout_seconds: float = 120.0
+    request_budget_seconds: float = 3600.0
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 120.0
+    throttle_wait_seconds: float = 60.0  # when Meta throttles without saying for how long
+    slow_down_at_percent: float = 75.0
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """Who a request is for: named in every log line and error, never the token."""
+
+    client_id: str
+    account_id: str
+    what: str
+
+    def describe(self) -> str:
+        return f"client {self.client_id!r}, account {self.account_id}, {self.what}"
+
+
+def _status_filter(level: str) -> str:
+    return json.dumps(
+        [
+            {
+                "field": f"{level}.effective_status",
+                "operator": "IN",
+                "value": list(ALL_EFFECTIVE_STATUSES),
+            }
+        ]
+    )
+
+
+class GraphApiClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_version: str,
+        access_token: str,
+        app_secret: str | None = None,
+        retry: RetrySettings | None = None,
+        page_size: int = 500,
+        days_per_request: int = 7,
+        log: logging.Logger | Any | None = None,
+        governor: UsageGovernor | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not access_token:
+            raise MetaApiError(ErrorKind.AUTH, "META_ACCESS_TOKEN is not set")
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self._token = access_token
+        self._secret = app_secret or None
+        self.retry = retry or RetrySettings()
+        self.page_size = page_size
+        self.days_per_request = days_per_request
+        self.log = log or logging.getLogger(__name__)
+        self.governor = governor or GOVERNOR
+        self.session = session or requests.Session()
+
+    # -- secrets stay out of every text ---------------------------------------------------
+    def redact(self, text: str) -> str:
+        for secret in (self._token, self._secret):
+            if secret:
+                text = text.replace(secret, "[redacted]")
+        return text
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
+
+    def _signed(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        signed = {k: v for k, v in params.items() if k != "access_token"}
+        if self._secret:
+            signed["appsecret_proof"] = hmac.new(
+                self._secret.encode(), self._token.encode(), hashlib.sha256
+            ).hexdigest()
+        return signed
+
+    def _url(self, path: str) -> str:
+        return f"{self.base_url}/{self.api_version}/{path.lstrip('/')}"
+
+    # -- one request, retried by meaning --------------------------------------------------
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(
+            self.retry.backoff_max_seconds, self.retry.backoff_base_seconds * 2 ** (attempt - 1)
+        )
+        return random.uniform(ceiling / 2, ceiling)
+
+    def request(
+        self, method: str, url: str, params: Mapping[str, Any] | None, site: CallSite
+    ) -> dict[str, Any]:
+        started = time.monotonic()
+        deadline = started + self.retry.request_budget_seconds
+        key = f"act_{site.account_id.removeprefix('act_')}"
+        attempt = 0
+        while True:
+            attempt += 1
+            pause = self.governor.pause_for(key)
+            if pause > 0:
+                if time.monotonic() + pause > deadline:
+                    raise MetaApiError(
+                        ErrorKind.THROTTLED,
+                        f"Meta usage limit for "
+                        f"{site.describe()}: access not regained within the "
+                        f"{self.retry.request_budget_seconds:.0f}s budget",
+                    )
+                self.log.info(f"Pausing {pause:.1f}s for Meta usage limits ({site.describe()})")
+                time.sleep(pause)
+            kind, detail, error = self._attempt(method, url, params, site, key)
+            if kind is None:
+                return error  # the body, on success
+            if kind in (ErrorKind.AUTH, ErrorKind.PERMISSION, ErrorKind.INVALID):
+                raise MetaApiError(
+                    kind,
+                    f"Meta API refused {site.describe()}: {detail}",
+                    code=error.get("code"),
+                    subcode=error.get("error_subcode"),
+                )
+            if kind is ErrorKind.REDUCE_DATA:
+                raise ReduceDataError(
+                    kind,
+                    f"Meta asked for less data ({site.describe()}): {detail}",
+                    code=error.get("code"),
+                )
+            if kind is ErrorKind.THROTTLED:
+                wait = max(self.governor.pause_for(key), self.retry.throttle_wait_seconds)
+            else:
+                wait = self._backoff(attempt)
+            if time.monotonic() + wait > deadline:
+                elapsed = time.monotonic() - started
+                raise MetaApiError(
+                    kind,
+                    f"Gave up on {site.describe()} after {attempt} "
+                    f"attempts in {elapsed:.0f}s: {detail}",
+                    code=error.get("code"),
+                )
+            self.log.warning(
+                f"Retrying {site.describe()} in {wait:.1f}s (attempt {attempt}, "
+                f"{kind.value}): {detail}"
+            )
+            if kind is ErrorKind.THROTTLED:
+                self.governor.hold(key, wait)
+            else:
+                time.sleep(wait)
+
+    def _attempt(
+        self, method: str, url: str, params: Mapping[str, Any] | None, site: CallSite, key: str
+    ) -> tuple[ErrorKind | None, str, dict[str, Any]]:
+        try:
+            response = self.session.request(
+                method,
+                url,
+                params=self._signed(params or {}) if params is not None else None,
+                headers=self._headers(),
+                timeout=self.retry.request_timeout_seconds,
+            )
+        except requests.RequestException as exc:
+            return ErrorKind.TRANSIENT, self.redact(f"{type(exc).__name__}"), {}
+        self.governor.observe(key, response.headers)
+        try:
+            body = response.json()
+        except ValueError:
+            return (
+                ErrorKind.TRANSIENT,
+                f"HTTP {response.status_code} with a truncated or non-JSON body",
+                {},
+            )
+        if not isinstance(body, dict):
+            return ErrorKind.TRANSIENT, f"HTTP {response.status_code}: unexpected body", {}
+        if response.ok and "error" not in body:
+            return None, "", body
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        kind = classify(response.status_code, error)
+        text = self.redact(str(error.get("message", f"HTTP {response.status_code}")))
+        detail = (
+            f"HTTP {response.status_code}, code {error.get('code')}"
+            f"{'/' + str(error['error_subcode']) if error.get('error_subcode') else ''}: "
+            f"{text}"
+        )
+        return kind, detail, error
+
+    # -- paging ---------------------------------------------------------------------------
+    def paginate(self, path: str, params: Mapping[str, Any], site: CallSite) -> Iterator[dict]:
+        url, query = self._url(path), dict(params)
+        while True:
+            body = self.request("GET", url, query, site)
+            yield from body.get("data", [])
+            next_url = (body.get("paging") or {}).get("next")
+            if not next_url:  # a cursor without `next` is the end
+                return
+            parts = urlsplit(next_url)
+            query = {k: v for k, v in parse_qsl(parts.query) if k != "access_token"}
+            url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+    # -- resources ------------------------------------------------------------------------
+    def account(self, account_id: str, site: CallSite) -> dict[str, Any]:
+        return self.request(
+            "GET",
+            self._url(account_id),
+            {"fields": "name,currency,timezone_name,account_status"},
+            site,
+        )
+
+    def objects(self, account_id: str, edge: str, site: CallSite) -> list[dict[str, Any]]:
+        params = {
+            "fields": ",".join(OBJECT_FIELDS[edge]),
+            "limit": self.page_size,
+            "filtering": _status_filter(edge.rstrip("s")),
+        }
+        return list(self.paginate(f"{account_id}/{edge}", params, site))
+
+    def insights(
+        self,
+        account_id: str,
+        since: date,
+        until: date,
+        attribution_windows: tuple[str, ...],
+        client_id: str,
+    ) -> list[dict[str, Any]]:
+        """Ad-level daily insights by country, every status, split on 'too much data'."""
+        rows: list[dict[str, Any]] = []
+        start = since
+        while start <= until:
+            end = min(until, start + timedelta(days=self.days_per_request - 1))
+            rows += self._insights_range(
+                account_id, start, end, attribution_windows, client_id, self.page_size
+            )
+            start = end + timedelta(days=1)
+        return rows
+
+    def _insights_range(
+        self,
+        account_id: str,
+        since: date,
+        until: date,
+        windows: tuple[str, ...],
+        client_id: str,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        site = CallSite(client_id, account_id, f"insights {since}..{until}")
+        params = {
+            "level": "ad",
+            "fields": ",".join(INSIGHT_FIELDS),
+            "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
+            "time_increment": 1,
+            "breakdowns": json.dumps(["country"]),
+            "action_attribution_windows": json.dumps(list(windows)),
+            "filtering": _status_filter("ad"),
+            "limit": limit,
+        }
+        try:
+            return list(self.paginate(f"{account_id}/insights", params, site))
+        except ReduceDataError:
+            if since < until:
+                middle = since + timedelta(days=(until - since).days // 2)
+                self.log.warning(f"Splitting {site.describe()} at {middle} on Meta's request")
+                return self._insights_range(
+                    account_id, since, middle, windows, client_id, limit
+                ) + self._insights_range(
+                    account_id, middle + timedelta(days=1), until, windows, client_id, limit
+                )
+            if limit > 25:
+                self.log.warning(f"Asking for pages of {limit // 2} rows ({site.describe()})")
+                return self._insights_range(
+                    account_id, since, until, windows, client_id, limit // 2
+                )
+            raise

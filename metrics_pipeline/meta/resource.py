@@ -1,0 +1,51 @@
+"""The Meta resource: configuration for the Graph API client, secrets from the environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from metrics_pipeline.meta.client import GraphApiClient, RetrySettings
+
+DEFAULT_BASE_URL = "https://graph.facebook.com"
+DEFAULT_API_VERSION = "v24.0"
+
+
+class MetaAdsResource(ConfigurableResource):
+    """Meta Marketing API access. Wire `access_token` and `app_secret` with `EnvVar`."""
+
+    access_token: str = Field(description="META_ACCESS_TOKEN; sent only as a Bearer header.")
+    app_secret: str | None = Field(
+        default=None, description="META_APP_SECRET; enables appsecret_proof."
+    )
+    base_url: str = DEFAULT_BASE_URL
+    api_version: str = DEFAULT_API_VERSION
+    page_size: int = 500
+    days_per_request: int = 7
+    request_timeout_seconds: float = 120.0
+    request_budget_seconds: float = 3600.0
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 120.0
+    throttle_wait_seconds: float = 60.0
+    slow_down_at_percent: float = 75.0
+
+    def client(self, log: Any = None) -> GraphApiClient:
+        return GraphApiClient(
+            base_url=self.base_url,
+            api_version=self.api_version,
+            access_token=self.access_token,
+            app_secret=self.app_secret,
+            page_size=self.page_size,
+            days_per_request=self.days_per_request,
+            retry=RetrySettings(
+                request_timeout_seconds=self.request_timeout_seconds,
+                request_budget_seconds=self.request_budget_seconds,
+                backoff_base_seconds=self.backoff_base_seconds,
+                backoff_max_seconds=self.backoff_max_seconds,
+                throttle_wait_seconds=self.throttle_wait_seconds,
+                slow_down_at_percent=self.slow_down_at_percent,
+            ),
+            log=log,
+        )

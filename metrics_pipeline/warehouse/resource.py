@@ -1,0 +1,135 @@
+"""The warehouse resource: the only code that reads and writes the stores' tables.
+
+Writes replace whole partitions inside one transaction: the rows of the (client, day),
+(client, period) or client scopes being written are deleted and the new rows inserted
+together, so a re-run never duplicates a row and a reader never sees half a partition.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from dagster import ConfigurableResource
+from sqlalchemy import Engine, Table, and_, create_engine, event, select
+from sqlalchemy.engine import make_url
+
+from metrics_pipeline.warehouse import schema
+
+WAREHOUSE_URL_ENV = "METRICS_WAREHOUSE_URL"
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+Scope = Mapping[str, Any]  # column -> value, or column -> list of values (IN)
+
+
+def default_data_dir() -> Path:
+    """Where the embedded defaults keep their files: the Dagster home, else ./.metrics_pipeline."""
+    home = os.environ.get("DAGSTER_HOME")
+    return Path(home) if home else Path.cwd() / ".metrics_pipeline"
+
+
+def default_warehouse_url() -> str:
+    return f"sqlite:///{default_data_dir() / 'metrics_warehouse.sqlite'}"
+
+
+def normalize_url(url: str) -> str:
+    """A plain postgresql:// URL means psycopg2, the driver installed with dagster-postgres."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _engine(url: str) -> Engine:
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            parsed = make_url(url)
+            if parsed.get_backend_name() == "sqlite":
+                if parsed.database:
+                    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, connect_args={"timeout": 60})
+
+                @event.listens_for(engine, "connect")
+                def _sqlite_pragmas(dbapi_connection, _record) -> None:
+                    cursor = dbapi_connection.cursor()
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                    cursor.execute("PRAGMA busy_timeout=60000")
+                    cursor.close()
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            schema.metadata.create_all(engine)
+            _ENGINES[url] = engine
+        return engine
+
+
+def _where(table: Table, scope: Scope):
+    clauses = []
+    for column, value in scope.items():
+        if isinstance(value, list | tuple | set | frozenset):
+            clauses.append(table.c[column].in_(list(value)))
+        else:
+            clauses.append(table.c[column] == value)
+    return and_(*clauses)
+
+
+class WarehouseResource(ConfigurableResource):
+    """Any SQLAlchemy URL; SQLite under the Dagster home by default, PostgreSQL in production."""
+
+    url: str = ""
+
+    @property
+    def resolved_url(self) -> str:
+        return normalize_url(self.url or default_warehouse_url())
+
+    @property
+    def engine(self) -> Engine:
+        return _engine(self.resolved_url)
+
+    def table(self, name: str) -> Table:
+        return schema.metadata.tables[name]
+
+    def replace(
+        self,
+        table_name: str,
+        scopes: Sequence[Scope],
+        rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
+    ) -> int:
+        """Atomically delete every scope's rows and insert `rows`; returns rows written."""
+        table = self.table(table_name)
+        records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+        with self.engine.begin() as connection:
+            for scope in scopes:
+                connection.execute(table.delete().where(_where(table, scope)))
+            if records:
+                connection.execute(table.insert(), records)
+        return len(records)
+
+    def replace_many(self, writes: Sequence[tuple[str, Sequence[Scope], Any]]) -> None:
+        """Several tables' replacements in ONE transaction (all of them or none)."""
+        with self.engine.begin() as connection:
+            for table_name, scopes, rows in writes:
+                table = self.table(table_name)
+                records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+                for scope in scopes:
+                    connection.execute(table.delete().where(_where(table, scope)))
+                if records:
+                    connection.execute(table.insert(), records)
+
+    def read(
+        self, table_name: str, scope: Scope | None = None, order_by: Sequence[str] = ()
+    ) -> pd.DataFrame:
+        table = self.table(table_name)
+        query = select(table)
+        if scope:
+            query = query.where(_where(table, scope))
+        if order_by:
+            query = query.order_by(*(table.c[c] for c in order_by))
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
