@@ -78,6 +78,21 @@ def _where(table: Table, scope: Scope):
     return and_(*clauses)
 
 
+def _records(table: Table, rows: Iterable[Mapping[str, Any]] | pd.DataFrame
+             ) -> list[dict[str, Any]]:
+    """Rows with every column of `table` (absent ones NULL); an unknown column is a bug."""
+    source = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    columns = [c.name for c in table.columns]
+    known = set(columns)
+    records = []
+    for row in source:
+        unknown = set(row) - known
+        if unknown:
+            raise ValueError(f"{table.name}: unknown column(s) {sorted(unknown)}")
+        records.append({c: row.get(c) for c in columns})
+    return records
+
+
 class WarehouseResource(ConfigurableResource):
     """Any SQLAlchemy URL; SQLite under the Dagster home by default, PostgreSQL in production."""
 
@@ -101,26 +116,21 @@ class WarehouseResource(ConfigurableResource):
         rows: Iterable[Mapping[str, Any]] | pd.DataFrame,
     ) -> int:
         """Atomically delete every scope's rows and insert `rows`; returns rows written."""
-        table = self.table(table_name)
-        records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
-        with self.engine.begin() as connection:
-            for scope in scopes:
-                connection.execute(table.delete().where(_where(table, scope)))
-            if records:
-                connection.execute(table.insert(), records)
-        return len(records)
+        return self.replace_many([(table_name, scopes, rows)])[0]
 
-    def replace_many(self, writes: Sequence[tuple[str, Sequence[Scope], Any]]) -> None:
+    def replace_many(self, writes: Sequence[tuple[str, Sequence[Scope], Any]]) -> list[int]:
         """Several tables' replacements in ONE transaction (all of them or none)."""
+        prepared = [
+            (self.table(name), scopes, _records(self.table(name), rows))
+            for name, scopes, rows in writes
+        ]
         with self.engine.begin() as connection:
-            for table_name, scopes, rows in writes:
-                table = self.table(table_name)
-                records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+            for table, scopes, records in prepared:
                 for scope in scopes:
                     connection.execute(table.delete().where(_where(table, scope)))
                 if records:
                     connection.execute(table.insert(), records)
-
+        return [len(records) for _, _, records in prepared]
     def read(
         self, table_name: str, scope: Scope | None = None, order_by: Sequence[str] = ()
     ) -> pd.DataFrame:

@@ -1,0 +1,196 @@
+"""Materialise the whole graph for a window of days, as Dagster runs in an instance.
+
+Used by the command line and the tests. Each layer is one run per contiguous block of
+clients (a partition-key range), raw -> daily -> weekly -> monthly -> cache and rollups,
+so the UI shows ordinary runs and a failed layer stops the layers above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from dagster import AssetKey, DagsterInstance, Definitions, materialize
+
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.domain.periods import local_today, month_start, week_start
+from metrics_pipeline.partitions import DATE
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
+WEEKLY = [AssetKey(["campaign_summaries", "weekly"])]
+MONTHLY = [AssetKey(["campaign_summaries", "monthly"])]
+SERVING = [AssetKey("current_week_cache"), AssetKey("client_kpi_rollups")]
+OBJECTS = [AssetKey("meta_ad_objects")]
+
+
+class WindowError(ValueError):
+    """A request for days or clients the pipeline cannot serve."""
+
+
+@dataclass
+class StageOutcome:
+    stage: str
+    run_id: str
+    success: bool
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WindowOutcome:
+    stages: list[StageOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return all(s.success for s in self.stages)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{s.stage}: {e}" for s in self.stages for e in s.errors]
+
+
+def _blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
+    """Selected clients as runs of neighbours in partition order (one key range each)."""
+    blocks: list[list[str]] = []
+    previous = None
+    for position, client_id in enumerate(ordered):
+        if client_id not in selected:
+            continue
+        if blocks and previous == position - 1:
+            blocks[-1].append(client_id)
+        else:
+            blocks.append([client_id])
+        previous = position
+    return blocks
+
+
+def plan_client_ends(catalog: Catalog, client_ids: Sequence[str], end: date,
+                     now: datetime, timezones: dict[str, str]) -> dict[str, date]:
+    """Each client's last day: `end`, or its local today when `end` has not begun there."""
+    ends = {}
+    for client_id in client_ids:
+        tz = timezones.get(client_id)
+        ends[client_id] = min(end, local_today(now, tz)) if tz else end
+    return ends
+
+
+def validate_window(catalog: Catalog, start: date, end: date, client_ids: Sequence[str],
+                    now: datetime) -> None:
+    unknown = [c for c in client_ids if c not in catalog.client_ids]
+    if unknown:
+        raise WindowError(f"unknown client id(s) {', '.join(map(repr, unknown))}; configured: "
+                          f"{', '.join(catalog.client_ids)}")
+    if start > end:
+        raise WindowError(f"--start {start} is after --end {end}")
+    first = catalog.partitions.history_start
+    if start < first:
+        raise WindowError(f"--start {start} is before the history start {first} "
+                          "(METRICS_HISTORY_START)")
+    oldest_served = date(now.year - 3, now.month, 1)  # Meta serves 37 months back
+    if start < oldest_served:
+        raise WindowError(f"--start {start}: Meta does not serve data older than 37 months "
+                          f"(oldest {oldest_served})")
+    last = date.fromisoformat(catalog.partitions.daily.get_partition_keys(
+        current_time=now)[-1].keys_by_dimension[DATE])
+    if end > last:
+        raise WindowError(f"--end {end} is in the future (the last day is {last})")
+
+
+def _account_timezones(defs: Definitions) -> dict[str, str]:
+    warehouse = (defs.resources or {}).get("warehouse")
+    if warehouse is None:
+        return {}
+    accounts = warehouse.read("meta_ad_accounts")
+    return dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
+
+
+def _root_message(error) -> str:
+    """The innermost cause of a step failure: the message a person can act on."""
+    if error is None:
+        return "step failed"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _run(defs: Definitions, instance: DagsterInstance, stage: str, selection: list[AssetKey],
+         first_key: str, last_key: str, tags: dict[str, str]) -> StageOutcome:
+    result = materialize(
+        assets=list(defs.assets or []),
+        selection=selection,
+        instance=instance,
+        resources=defs.resources,
+        tags={**tags, RANGE_START: first_key, RANGE_END: last_key},
+        raise_on_error=False,
+    )
+    errors = [_root_message(event.step_failure_data.error)
+              for event in result.get_step_failure_events()]
+    return StageOutcome(stage, result.run_id, result.success, errors)
+
+
+def materialize_window(defs: Definitions, catalog: Catalog, instance: DagsterInstance,
+                       start: date, end: date, client_ids: Sequence[str] | None = None,
+                       now: datetime | None = None,
+                       timezones: dict[str, str] | None = None,
+                       echo: Callable[[str], None] = lambda _: None) -> WindowOutcome:
+    """Materialise every layer for [start, end] (account-local days) and the given clients."""
+    from metrics_pipeline.clock import ClockResource  # the definitions' clock decides "now"
+
+    clock = (defs.resources or {}).get("clock")
+    now = now or (clock.now() if isinstance(clock, ClockResource) else datetime.now())
+    client_ids = list(client_ids or catalog.client_ids)
+    validate_window(catalog, start, end, client_ids, now)
+    outcome = WindowOutcome()
+    tags = {"metrics_pipeline/window": f"{start}..{end}"}
+
+    def stage(name: str, selection: list[AssetKey], first: str, last: str) -> bool:
+        echo(f"{name}: {first} .. {last}")
+        result = _run(defs, instance, name, selection, first, last, tags)
+        outcome.stages.append(result)
+        return result.success
+
+    blocks = _blocks(catalog.client_ids, set(client_ids))
+    for block in blocks:
+        if not stage("meta_ad_objects", OBJECTS, block[0], block[-1]):
+            return outcome
+    # Timezones not in the clients file were read from the ad accounts just now.
+    zones = _account_timezones(defs)
+    zones.update({c.id: c.timezone for c in catalog.clients if c.timezone})
+    zones.update(timezones or {})
+    ends = plan_client_ends(catalog, client_ids, end, now, zones)
+    for client_id, last in ends.items():
+        if last < end:
+            outcome.notes.append(f"{client_id}: {end} has not begun in {zones[client_id]}; "
+                                 f"collecting to {last}")
+    # Clients whose window ends on the same day share a rectangular key range.
+    by_end: dict[date, set[str]] = {}
+    for client_id, last in ends.items():
+        by_end.setdefault(last, set()).add(client_id)
+    for last, members in sorted(by_end.items()):
+        if last < start:
+            continue
+        for block in _blocks(catalog.client_ids, members):
+            if not stage("meta_insights + daily_kpi_data", RAW_AND_DAILY,
+                         f"{block[0]}|{start}", f"{block[-1]}|{last}"):
+                return outcome
+    for name, selection, partitions, period_start in (
+        ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
+        ("campaign_summaries/monthly", MONTHLY, catalog.partitions.monthly, month_start),
+    ):
+        keys = [k.keys_by_dimension[DATE]
+                for k in partitions.get_partition_keys(current_time=now)]
+        wanted = sorted({k for k in keys
+                         if period_start(start).isoformat() <= k <= end.isoformat()})
+        if not wanted:
+            continue
+        for block in blocks:
+            if not stage(name, selection, f"{block[0]}|{wanted[0]}",
+                         f"{block[-1]}|{wanted[-1]}"):
+                return outcome
+    for block in blocks:
+        if not stage("current_week_cache + client_kpi_rollups", SERVING, block[0], block[-1]):
+            return outcome
+    return outcome
