@@ -1,7 +1,8 @@
 """Partitions: every store is partitioned by client, and by day, week or month.
 
 Dates in partition keys are calendar days in the client's ad-account timezone. The daily
-partitions run one day past UTC today so clients ahead of UTC can collect their yesterday.
+partitions run to UTC tomorrow, the day accounts ahead of UTC already live in; a day that
+has not begun in a client's timezone is refused by the assets, not collected as empty.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def build_partitions(client_ids: list[str], history_start: str | None = None) ->
         clients=clients,
         daily=MultiPartitionsDefinition(
             {
-                DATE: DailyPartitionsDefinition(start_date=start, end_offset=1),
+                DATE: DailyPartitionsDefinition(start_date=start, end_offset=2),
                 CLIENT: clients,
             }
         ),

@@ -67,8 +67,9 @@ def _blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
     return blocks
 
 
-def plan_client_ends(catalog: Catalog, client_ids: Sequence[str], end: date,
-                     now: datetime, timezones: dict[str, str]) -> dict[str, date]:
+def plan_client_ends(
+    catalog: Catalog, client_ids: Sequence[str], end: date, now: datetime, timezones: dict[str, str]
+) -> dict[str, date]:
     """Each client's last day: `end`, or its local today when `end` has not begun there."""
     ends = {}
     for client_id in client_ids:
@@ -77,24 +78,31 @@ def plan_client_ends(catalog: Catalog, client_ids: Sequence[str], end: date,
     return ends
 
 
-def validate_window(catalog: Catalog, start: date, end: date, client_ids: Sequence[str],
-                    now: datetime) -> None:
+def validate_window(
+    catalog: Catalog, start: date, end: date, client_ids: Sequence[str], now: datetime
+) -> None:
     unknown = [c for c in client_ids if c not in catalog.client_ids]
     if unknown:
-        raise WindowError(f"unknown client id(s) {', '.join(map(repr, unknown))}; configured: "
-                          f"{', '.join(catalog.client_ids)}")
+        raise WindowError(
+            f"unknown client id(s) {', '.join(map(repr, unknown))}; configured: "
+            f"{', '.join(catalog.client_ids)}"
+        )
     if start > end:
         raise WindowError(f"--start {start} is after --end {end}")
     first = catalog.partitions.history_start
     if start < first:
-        raise WindowError(f"--start {start} is before the history start {first} "
-                          "(METRICS_HISTORY_START)")
+        raise WindowError(
+            f"--start {start} is before the history start {first} (METRICS_HISTORY_START)"
+        )
     oldest_served = date(now.year - 3, now.month, 1)  # Meta serves 37 months back
     if start < oldest_served:
-        raise WindowError(f"--start {start}: Meta does not serve data older than 37 months "
-                          f"(oldest {oldest_served})")
-    last = date.fromisoformat(catalog.partitions.daily.get_partition_keys(
-        current_time=now)[-1].keys_by_dimension[DATE])
+        raise WindowError(
+            f"--start {start}: Meta does not serve data older than 37 months "
+            f"(oldest {oldest_served})"
+        )
+    last = date.fromisoformat(
+        catalog.partitions.daily.get_partition_keys(current_time=now)[-1].keys_by_dimension[DATE]
+    )
     if end > last:
         raise WindowError(f"--end {end} is in the future (the last day is {last})")
 
@@ -116,26 +124,43 @@ def _root_message(error) -> str:
     return error.message.strip()
 
 
-def _run(defs: Definitions, instance: DagsterInstance, stage: str, selection: list[AssetKey],
-         first_key: str, last_key: str, tags: dict[str, str]) -> StageOutcome:
+def _run(
+    defs: Definitions,
+    instance: DagsterInstance,
+    stage: str,
+    selection: list[AssetKey],
+    first_key: str,
+    last_key: str,
+    tags: dict[str, str],
+    log_level: str,
+) -> StageOutcome:
     result = materialize(
         assets=list(defs.assets or []),
         selection=selection,
         instance=instance,
         resources=defs.resources,
         tags={**tags, RANGE_START: first_key, RANGE_END: last_key},
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
-    errors = [_root_message(event.step_failure_data.error)
-              for event in result.get_step_failure_events()]
+    errors = [
+        _root_message(event.step_failure_data.error) for event in result.get_step_failure_events()
+    ]
     return StageOutcome(stage, result.run_id, result.success, errors)
 
 
-def materialize_window(defs: Definitions, catalog: Catalog, instance: DagsterInstance,
-                       start: date, end: date, client_ids: Sequence[str] | None = None,
-                       now: datetime | None = None,
-                       timezones: dict[str, str] | None = None,
-                       echo: Callable[[str], None] = lambda _: None) -> WindowOutcome:
+def materialize_window(
+    defs: Definitions,
+    catalog: Catalog,
+    instance: DagsterInstance,
+    start: date,
+    end: date,
+    client_ids: Sequence[str] | None = None,
+    now: datetime | None = None,
+    timezones: dict[str, str] | None = None,
+    echo: Callable[[str], None] = lambda _: None,
+    log_level: str = "INFO",
+) -> WindowOutcome:
     """Materialise every layer for [start, end] (account-local days) and the given clients."""
     from metrics_pipeline.clock import ClockResource  # the definitions' clock decides "now"
 
@@ -148,7 +173,7 @@ def materialize_window(defs: Definitions, catalog: Catalog, instance: DagsterIns
 
     def stage(name: str, selection: list[AssetKey], first: str, last: str) -> bool:
         echo(f"{name}: {first} .. {last}")
-        result = _run(defs, instance, name, selection, first, last, tags)
+        result = _run(defs, instance, name, selection, first, last, tags, log_level)
         outcome.stages.append(result)
         return result.success
 
@@ -163,8 +188,9 @@ def materialize_window(defs: Definitions, catalog: Catalog, instance: DagsterIns
     ends = plan_client_ends(catalog, client_ids, end, now, zones)
     for client_id, last in ends.items():
         if last < end:
-            outcome.notes.append(f"{client_id}: {end} has not begun in {zones[client_id]}; "
-                                 f"collecting to {last}")
+            outcome.notes.append(
+                f"{client_id}: {end} has not begun in {zones[client_id]}; collecting to {last}"
+            )
     # Clients whose window ends on the same day share a rectangular key range.
     by_end: dict[date, set[str]] = {}
     for client_id, last in ends.items():
@@ -173,22 +199,25 @@ def materialize_window(defs: Definitions, catalog: Catalog, instance: DagsterIns
         if last < start:
             continue
         for block in _blocks(catalog.client_ids, members):
-            if not stage("meta_insights + daily_kpi_data", RAW_AND_DAILY,
-                         f"{block[0]}|{start}", f"{block[-1]}|{last}"):
+            if not stage(
+                "meta_insights + daily_kpi_data",
+                RAW_AND_DAILY,
+                f"{block[0]}|{start}",
+                f"{block[-1]}|{last}",
+            ):
                 return outcome
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
         ("campaign_summaries/monthly", MONTHLY, catalog.partitions.monthly, month_start),
     ):
-        keys = [k.keys_by_dimension[DATE]
-                for k in partitions.get_partition_keys(current_time=now)]
-        wanted = sorted({k for k in keys
-                         if period_start(start).isoformat() <= k <= end.isoformat()})
+        keys = [k.keys_by_dimension[DATE] for k in partitions.get_partition_keys(current_time=now)]
+        wanted = sorted(
+            {k for k in keys if period_start(start).isoformat() <= k <= end.isoformat()}
+        )
         if not wanted:
             continue
         for block in blocks:
-            if not stage(name, selection, f"{block[0]}|{wanted[0]}",
-                         f"{block[-1]}|{wanted[-1]}"):
+            if not stage(name, selection, f"{block[0]}|{wanted[0]}", f"{block[-1]}|{wanted[-1]}"):
                 return outcome
     for block in blocks:
         if not stage("current_week_cache + client_kpi_rollups", SERVING, block[0], block[-1]):

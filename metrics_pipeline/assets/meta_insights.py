@@ -7,6 +7,7 @@ from metrics_pipeline.assets.meta_ad_objects import META_POOL
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.periods import local_today
 from metrics_pipeline.meta.errors import MetaApiError
 from metrics_pipeline.meta.parsing import parse_insight_rows
 from metrics_pipeline.meta.resource import MetaAdsResource
@@ -40,6 +41,13 @@ def build_meta_insights(catalog: Catalog):
             client = catalog.client(client_id)
             try:
                 account = resolve_account(api, client, warehouse, now)
+                today = local_today(now, account.timezone)
+                future = [d for d in days if d > today]
+                failures += [
+                    f"client {client.id!r}, date {d}: has not begun in {account.timezone}"
+                    for d in future
+                ]
+                days = [d for d in days if d <= today]
                 for since, until in contiguous_ranges(days):
                     span = {d for d in days if since <= d <= until}
                     raw = api.insights(

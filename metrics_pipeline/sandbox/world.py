@@ -45,7 +45,7 @@ DEMO_ACCOUNTS: tuple[AccountSpec, ...] = (
         custom_call_conversion_id="710001",
     ),
     AccountSpec("1000000003", "Altstadt Apartments", "EUR", "Europe/Berlin", ("DE", "AT", "CH")),
-    AccountSpec("1000000004", "Sakura Ryokan", "JPY", "Asia/Tokyo", ("JP", "KR", "TW"), scale=100),
+    AccountSpec("1000000004", "Sakura Ryokan", "JPY", "Asia/Tokyo", ("JP", "KR", "TW")),
 )
 
 

@@ -78,8 +78,9 @@ def _where(table: Table, scope: Scope):
     return and_(*clauses)
 
 
-def _records(table: Table, rows: Iterable[Mapping[str, Any]] | pd.DataFrame
-             ) -> list[dict[str, Any]]:
+def _records(
+    table: Table, rows: Iterable[Mapping[str, Any]] | pd.DataFrame
+) -> list[dict[str, Any]]:
     """Rows with every column of `table` (absent ones NULL); an unknown column is a bug."""
     source = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
     columns = [c.name for c in table.columns]
@@ -131,6 +132,7 @@ class WarehouseResource(ConfigurableResource):
                 if records:
                     connection.execute(table.insert(), records)
         return [len(records) for _, _, records in prepared]
+
     def read(
         self, table_name: str, scope: Scope | None = None, order_by: Sequence[str] = ()
     ) -> pd.DataFrame:

@@ -1,0 +1,199 @@
+"""`metrics-pipeline`: the demo, windowed materialisation and the sandbox server."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+DEMO_DAYS = 42
+
+
+def _data_dir() -> Path:
+    return Path.cwd() / ".metrics_pipeline"
+
+
+def _ensure_dagster_home() -> Path:
+    """DAGSTER_HOME, or a local folder so the demo's runs outlive the process for the UI."""
+    home = Path(os.environ.get("DAGSTER_HOME") or _data_dir() / "dagster_home").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _quiet_dagster() -> None:
+    import logging
+    import warnings
+
+    import dagster
+
+    for category in (dagster.BetaWarning, dagster.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    logging.getLogger("dagster").setLevel(logging.ERROR)
+
+
+def _materialize(start: date, end: date, clients: list[str] | None, echo) -> int:
+    from dagster import DagsterInstance
+
+    from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.definitions import build_definitions
+    from metrics_pipeline.runner import WindowError, materialize_window
+
+    catalog = build_catalog()
+    defs = build_definitions(catalog)
+    try:
+        outcome = materialize_window(
+            defs,
+            catalog,
+            DagsterInstance.get(),
+            start,
+            end,
+            clients,
+            echo=echo,
+            log_level="WARNING",
+        )
+    except WindowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for note in outcome.notes:
+        echo(f"note: {note}")
+    if not outcome.success:
+        for error in outcome.errors:
+            print(f"FAILED {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    _quiet_dagster()
+    home = _ensure_dagster_home()
+    print(f"Dagster instance: {home}")
+    return _materialize(args.start, args.end, args.client or None, print)
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:,.2f}"
+
+
+def _print_summary(now: datetime) -> None:
+    from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.domain.periods import local_today, week_start
+    from metrics_pipeline.warehouse.resource import WarehouseResource
+
+    warehouse = WarehouseResource(url=os.environ.get("METRICS_WAREHOUSE_URL", ""))
+    accounts = warehouse.read("meta_ad_accounts")
+    zones = dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
+    print()
+    print(f"{'client':<22} {'period':<26} {'spend':>14} {'reservations':>12} {'ROAS':>8}")
+    for client in build_catalog().clients:
+        tz = client.timezone or zones.get(client.id, "UTC")
+        this_week = week_start(local_today(now, tz))
+        last_week = this_week - timedelta(days=7)
+        weekly = warehouse.read(
+            "campaign_summaries",
+            {"client_id": client.id, "summary_type": "weekly", "summary_date": last_week},
+        )
+        cache = warehouse.read("current_week_cache", {"client_id": client.id})
+        for label, frame in ((f"week of {last_week}", weekly), ("week to date", cache)):
+            if frame.empty:
+                print(f"{client.id:<22} {label:<26} {'(not materialised)':>14}")
+                continue
+            row = frame.iloc[0]
+            if label == "week to date":
+                label += " (provisional)" if row["is_provisional"] else ""
+            print(
+                f"{client.id:<22} {label:<26} {row['total_spend']:>10,.2f} {row['currency']}"
+                f" {int(row['reservations']):>12} {_fmt(row['roas']):>8}"
+            )
+    print()
+    print(f"Warehouse: {warehouse.resolved_url}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE
+    from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+
+    _quiet_dagster()
+    home = _ensure_dagster_home()
+    os.environ["METRICS_CLIENTS_FILE"] = str(BUNDLED_CLIENTS_FILE)
+    with SandboxServer(port=args.sandbox_port) as sandbox:
+        os.environ["META_API_BASE_URL"] = sandbox.url
+        os.environ["META_ACCESS_TOKEN"] = SANDBOX_TOKEN
+        now = datetime.now(UTC)
+        # The day after UTC today: clients ahead of UTC already live in it; the others are
+        # collected up to their own today.
+        end = now.date() + timedelta(days=1)
+        start = now.date() - timedelta(days=DEMO_DAYS)
+        print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
+        print(f"Materialising {start} .. {end} for the demo clients")
+        started = time.monotonic()
+        status = _materialize(start, end, None, lambda line: print(f"  {line}"))
+        print(f"Done in {time.monotonic() - started:.1f}s")
+        _print_summary(now)
+        if status:
+            return status
+        ui = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.ui_port)]
+        print(
+            f"Open the UI on this instance with the sandbox still serving:\n"
+            f"  metrics-pipeline demo --ui     (then http://127.0.0.1:{args.ui_port})"
+        )
+        if args.ui:
+            dagster = shutil.which("dagster") or "dagster"
+            print(f"Starting the Dagster UI on http://127.0.0.1:{args.ui_port} (Ctrl-C stops)")
+            try:
+                return subprocess.call([dagster, *ui[1:]], env=os.environ.copy())  # noqa: S603
+            except KeyboardInterrupt:
+                return 0
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+
+    with SandboxServer(port=args.port) as sandbox:
+        print(f"Meta sandbox serving on {sandbox.url}")
+        print("Point the pipeline at it with:")
+        print(f"  export META_API_BASE_URL={sandbox.url}")
+        print(f"  export META_ACCESS_TOKEN={SANDBOX_TOKEN}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metrics-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole graph on the bundled sandbox")
+    demo.add_argument("--ui", action="store_true", help="then start the Dagster UI")
+    demo.add_argument("--ui-port", type=int, default=3000)
+    demo.add_argument("--sandbox-port", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+
+    run = commands.add_parser("materialize", help="materialise every layer for a window")
+    run.add_argument("--start", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    run.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
+    run.add_argument("--client", action="append", help="client id (repeatable; default all)")
+    run.set_defaults(func=cmd_materialize)
+
+    sandbox = commands.add_parser("sandbox", help="serve the Meta sandbox")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
