@@ -1,0 +1,137 @@
+"""Shared fixtures: a real sandbox over HTTP, a real Dagster instance, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from dagster import BetaWarning, DagsterInstance, PreviewWarning
+
+from metrics_pipeline.catalog import Catalog, build_catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.config.clients import load_clients
+from metrics_pipeline.definitions import build_definitions
+from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+from metrics_pipeline.sandbox.world import World
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", category=PreviewWarning)
+
+POSTGRES_URL_ENV = "METRICS_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+BUNDLED_CLIENTS = Path(__file__).parents[1] / "metrics_pipeline" / "config" / "demo_clients.yaml"
+
+# One fixed instant for the whole session: the sandbox and the pipeline agree on "now", so
+# every expected number is reproducible however long the suite takes.
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@pytest.fixture(scope="session")
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return World(anchor=NOW.date())
+
+
+@pytest.fixture
+def sandbox(world: World) -> Iterator[SandboxServer]:
+    with SandboxServer(world, now=NOW) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def demo_clients():
+    return load_clients(BUNDLED_CLIENTS)
+
+
+@pytest.fixture(scope="session")
+def catalog(demo_clients) -> Catalog:
+    return build_catalog(demo_clients)
+
+
+def _postgres_url() -> str:
+    return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    """A fresh schema per test, so tests never see each other's rows."""
+    base = _postgres_url()
+    engine = sa.create_engine(base)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable at {base}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {base} (set {POSTGRES_URL_ENV})")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    else:
+        yield from _postgres_schema_url()
+
+
+def make_instance(folder: Path) -> DagsterInstance:
+    folder.mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.local_temp(str(folder))
+
+
+def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dict:
+    return {
+        "meta": MetaAdsResource(
+            access_token=SANDBOX_TOKEN,
+            base_url=sandbox_url,
+            **{"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2, **meta_settings},
+        ),
+        "warehouse": WarehouseResource(url=warehouse_url),
+        "clock": ClockResource(as_of=NOW.isoformat()),
+    }
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    with make_instance(tmp_path / "dagster_home") as instance:
+        yield instance
+
+
+@pytest.fixture
+def resources(sandbox: SandboxServer, warehouse_url: str) -> dict:
+    return make_resources(sandbox.url, warehouse_url)
+
+
+@pytest.fixture
+def defs(catalog: Catalog, resources: dict):
+    return build_definitions(catalog, resources)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_warehouse_url(request, tmp_path_factory) -> Iterator[str]:
+    """Like `warehouse_url`, shared by the tests of one module."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('warehouse') / 'warehouse.sqlite'}"
+    else:
+        yield from _postgres_schema_url()
