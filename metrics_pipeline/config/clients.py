@@ -45,6 +45,16 @@ class RuleConfig(_Strict):
     action_types: tuple[str, ...] = Field(min_length=1)
     combine: Literal["first", "sum"] = "first"
 
+    @model_validator(mode="after")
+    def _never_sum_synonyms(self) -> RuleConfig:
+        overlap = MetricRule(self.action_types, self.combine).overlapping_synonyms()
+        if overlap:
+            raise ValueError(
+                f"combine 'sum' would add synonyms {sorted(overlap)} that report the same "
+                "events; use combine 'first'"
+            )
+        return self
+
 
 class ConversionsConfig(_Strict):
     click_to_call: RuleConfig | None = None
@@ -74,13 +84,6 @@ class ConversionsConfig(_Strict):
             rules["reservation_value_cents"] = MetricRule(
                 self.reservation_value.action_types, self.reservation_value.combine
             )
-        for metric, rule in rules.items():
-            overlap = rule.overlapping_synonyms()
-            if overlap:
-                raise ValueError(
-                    f"{metric}: combine 'sum' would add synonyms {sorted(overlap)} that report "
-                    "the same events; use combine 'first'"
-                )
         total = self.total_conversions or DEFAULT_MAPPING.total_conversions
         return ConversionMapping(rules=rules, total_conversions=tuple(total))
 
@@ -100,6 +103,12 @@ class ClientConfig(_Strict):
     targets: TargetsConfig = TargetsConfig()
     attribution_windows: tuple[str, ...] = DEFAULT_ATTRIBUTION_WINDOWS
     conversions: ConversionsConfig = ConversionsConfig()
+
+    @field_validator("id", "meta_ad_account_id", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: object) -> object:
+        # YAML reads 42 as a number; an id is text either way.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("id")
     @classmethod
@@ -142,11 +151,6 @@ class ClientConfig(_Strict):
             if not _WINDOW_PATTERN.match(window):
                 raise ValueError(f"unknown attribution window {window!r}")
         return value
-
-    @model_validator(mode="after")
-    def _mapping_is_valid(self) -> ClientConfig:
-        self.conversions.to_mapping()
-        return self
 
     @property
     def conversion_mapping(self) -> ConversionMapping:
@@ -192,7 +196,10 @@ def parse_clients(text: str, source: str = "clients file") -> tuple[ClientConfig
     try:
         return ClientsFile.model_validate(document).clients
     except ValidationError as exc:
-        problems = "; ".join(_describe(e, document["clients"]) for e in exc.errors())
+        errors = exc.errors()
+        # An invalid entry also makes the list look empty; report only the real problems.
+        specific = [e for e in errors if e["type"] != "too_short"] or errors
+        problems = "; ".join(_describe(e, document["clients"]) for e in specific)
         raise ClientsFileError(f"{source}: {problems}") from None
 
 

@@ -1,0 +1,121 @@
+"""The `metrics-pipeline` command as a user runs it: real processes, real instance."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
+from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS
+
+# The console script installed beside this interpreter (the venv may not be on PATH).
+COMMAND = str(Path(sys.executable).with_name("metrics-pipeline"))
+
+
+def _env(tmp_path, **extra) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "home"),
+        "METRICS_CLIENTS_FILE": str(BUNDLED_CLIENTS),
+        "METRICS_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.sqlite'}",
+        **extra,
+    }
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return env
+
+
+def test_materialize_records_dagster_runs_and_fills_the_warehouse(tmp_path, sandbox, now):
+    start, end = now.date() - timedelta(days=9), now.date() - timedelta(days=2)
+    result = subprocess.run(
+        [
+            COMMAND,
+            "materialize",
+            "--start",
+            str(start),
+            "--end",
+            str(end),
+            "--client",
+            "altstadt_apartments",
+            "--client",
+            "sakura_ryokan",
+        ],
+        env=_env(
+            tmp_path,
+            META_API_BASE_URL=sandbox.url,
+            META_ACCESS_TOKEN=SANDBOX_TOKEN,
+            METRICS_AS_OF=now.isoformat(),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    warehouse = WarehouseResource(url=f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    daily = warehouse.read("daily_kpi_data")
+    assert sorted(set(daily["client_id"])) == ["altstadt_apartments", "sakura_ryokan"]
+    assert len(daily) == 2 * 8
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        runs = instance.get_runs()
+        assert runs and all(r.is_success for r in runs)
+    assert SANDBOX_TOKEN not in result.stdout + result.stderr
+
+
+def test_materialize_refuses_unknown_clients_and_future_days(tmp_path, sandbox, now):
+    env = _env(tmp_path, META_API_BASE_URL=sandbox.url, META_ACCESS_TOKEN=SANDBOX_TOKEN)
+    day = str(now.date() - timedelta(days=3))
+    unknown = subprocess.run(
+        [COMMAND, "materialize", "--start", day, "--end", day, "--client", "nobody"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unknown.returncode == 2
+    assert "unknown client id(s) 'nobody'" in unknown.stderr
+    future = str(now.date() + timedelta(days=5))
+    late = subprocess.run(
+        [COMMAND, "materialize", "--start", day, "--end", future],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert late.returncode == 2
+    assert f"--end {future} is in the future" in late.stderr
+
+
+def test_a_failed_collection_exits_non_zero_naming_the_client(tmp_path, sandbox, now):
+    day = str(now.date() - timedelta(days=3))
+    result = subprocess.run(
+        [COMMAND, "materialize", "--start", day, "--end", day, "--client", "canyon_lodge"],
+        env=_env(tmp_path, META_API_BASE_URL=sandbox.url, META_ACCESS_TOKEN="not-the-token"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "client 'canyon_lodge', account act_1000000002" in result.stderr
+    assert "code 190" in result.stderr
+    assert "not-the-token" not in result.stdout + result.stderr
+
+
+def test_the_demo_prints_a_summary_for_every_demo_client(tmp_path):
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("META_", "METRICS_", "DAGSTER_HOME"))
+    }
+    result = subprocess.run(
+        [COMMAND, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for client_id in ("harbour_view_hotel", "canyon_lodge", "altstadt_apartments", "sakura_ryokan"):
+        lines = [line for line in result.stdout.splitlines() if line.startswith(client_id)]
+        assert len(lines) == 2 and "not materialised" not in "".join(lines), result.stdout
+    assert (tmp_path / ".metrics_pipeline" / "dagster_home").is_dir()

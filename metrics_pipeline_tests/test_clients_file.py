@@ -1,0 +1,62 @@
+"""A bad clients file fails with a message naming the client and the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from metrics_pipeline.config.clients import ClientsFileError, parse_clients
+
+GOOD = """
+clients:
+  - id: lakeside
+    name: Lakeside Inn
+    meta_ad_account_id: act_42
+"""
+
+
+def test_a_minimal_client_gets_the_default_mapping():
+    (client,) = parse_clients(GOOD)
+    rules = client.conversion_mapping.rules
+    assert rules["reservations"].action_types == (
+        "omni_purchase",
+        "purchase",
+        "offsite_conversion.fb_pixel_purchase",
+    )
+    assert rules["reservations"].combine == "first"
+    assert client.attribution_windows == ("7d_click", "1d_view")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GOOD.replace("act_42", "42"),
+            "client 'lakeside', field 'meta_ad_account_id': '42' must look like 'act_<digits>'",
+        ),
+        (
+            GOOD + "    timezone: Mars/Olympus\n",
+            "client 'lakeside', field 'timezone': unknown IANA timezone 'Mars/Olympus'",
+        ),
+        (
+            GOOD + "    currency: XYZ\n",
+            "client 'lakeside', field 'currency': unknown currency 'XYZ'",
+        ),
+        (
+            GOOD + "    monthly_budget: -5\n",
+            "client 'lakeside', field 'monthly_budget': Input should be greater than or equal to 0",
+        ),
+        (GOOD + "    budget: 5\n", "client 'lakeside', field 'budget': unknown key"),
+        (GOOD + GOOD.replace("clients:\n", ""), "duplicate client id 'lakeside'"),
+        (
+            GOOD + "    conversions:\n      reservations:\n        action_types: [purchase, "
+            "omni_purchase]\n        combine: sum\n",
+            "client 'lakeside', field 'conversions.reservations': combine 'sum' would add synonyms",
+        ),
+        ("clients: [", "not valid YAML"),
+    ],
+)
+def test_bad_files_name_the_client_and_field(text, message):
+    with pytest.raises(ClientsFileError) as error:
+        parse_clients(text, source="clients.yaml")
+    assert message in str(error.value)
+    assert str(error.value).startswith("clients.yaml: ")

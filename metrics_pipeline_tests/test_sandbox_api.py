@@ -1,0 +1,87 @@
+"""The sandbox behaves like the Graph API where ingestion code most often goes wrong."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import requests
+
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
+
+AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
+
+
+def _get(sandbox, path, **params):
+    return requests.get(f"{sandbox.url}/v24.0/{path}", params=params, headers=AUTH, timeout=10)
+
+
+def _insights(sandbox, day, **extra):
+    params = {
+        "level": "ad",
+        "time_increment": 1,
+        "breakdowns": json.dumps(["country"]),
+        "time_range": json.dumps({"since": day.isoformat(), "until": day.isoformat()}),
+        "fields": "ad_id,spend,impressions,actions",
+        "limit": 500,
+        **extra,
+    }
+    return _get(sandbox, "act_1000000001/insights", **params)
+
+
+def test_metrics_are_strings_and_usage_headers_come_with_every_answer(sandbox, now):
+    response = _insights(sandbox, now.date() - timedelta(days=3))
+    row = response.json()["data"][0]
+    assert isinstance(row["spend"], str) and isinstance(row["impressions"], str)
+    for header in (
+        "x-app-usage",
+        "x-ad-account-usage",
+        "x-business-use-case-usage",
+        "x-fb-ads-insights-throttle",
+    ):
+        json.loads(response.headers[header])
+
+
+def test_deleted_and_archived_ads_only_when_the_filter_names_them(sandbox, world, now):
+    day = now.date() - timedelta(days=35)
+    hidden = {
+        ad.id
+        for ad in world.account("1000000001").ads
+        if ad.effective_status in ("DELETED", "ARCHIVED")
+    }
+    default_ids = {r["ad_id"] for r in _insights(sandbox, day).json()["data"]}
+    every = json.dumps(
+        [
+            {
+                "field": "ad.effective_status",
+                "operator": "IN",
+                "value": ["ACTIVE", "PAUSED", "CAMPAIGN_PAUSED", "DELETED", "ARCHIVED"],
+            }
+        ]
+    )
+    all_ids = {r["ad_id"] for r in _insights(sandbox, day, filtering=every).json()["data"]}
+    assert not hidden & default_ids
+    assert hidden & all_ids
+
+
+def test_the_last_page_has_a_cursor_but_no_next(sandbox, now):
+    response = _insights(sandbox, now.date() - timedelta(days=2), limit=5)
+    pages = [response.json()]
+    while "next" in pages[-1]["paging"]:
+        pages.append(requests.get(pages[-1]["paging"]["next"], headers=AUTH, timeout=10).json())
+    assert len(pages) > 1
+    assert "after" in pages[-1]["paging"]["cursors"]
+    assert all(SANDBOX_TOKEN not in p.get("paging", {}).get("next", "") for p in pages)
+
+
+def test_a_bad_token_is_oauth_error_190(sandbox):
+    response = requests.get(
+        f"{sandbox.url}/v24.0/act_1000000001", headers={"Authorization": "Bearer wrong"}, timeout=10
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 190
+
+
+def test_older_than_37_months_is_refused(sandbox, now):
+    response = _insights(sandbox, now.date() - timedelta(days=38 * 31))
+    assert response.json()["error"]["code"] == 3018
