@@ -105,7 +105,13 @@ def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dic
         "meta": MetaAdsResource(
             access_token=SANDBOX_TOKEN,
             base_url=sandbox_url,
-            **{"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2, **meta_settings},
+            **{
+                "backoff_base_seconds": 0.05,
+                "backoff_max_seconds": 0.2,
+                "report_poll_seconds": 0.05,
+                "throttle_wait_seconds": 0.5,
+                **meta_settings,
+            },
         ),
         "warehouse": WarehouseResource(url=warehouse_url),
         "clock": ClockResource(as_of=NOW.isoformat()),

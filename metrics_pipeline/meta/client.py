@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -103,6 +103,7 @@ class RetrySettings:
     backoff_max_seconds: float = 120.0
     throttle_wait_seconds: float = 60.0  # when Meta throttles without saying for how long
     slow_down_at_percent: float = 75.0
+    slow_down_max_pause_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,11 @@ class GraphApiClient:
         retry: RetrySettings | None = None,
         page_size: int = 500,
         days_per_request: int = 7,
+        sync_max_days: int = 7,
+        days_per_report: int = 31,
+        report_poll_seconds: float = 1.0,
+        report_poll_max_seconds: float = 30.0,
+        report_stall_seconds: float = 900.0,
         log: logging.Logger | Any | None = None,
         governor: UsageGovernor | None = None,
         session: requests.Session | None = None,
@@ -153,6 +159,11 @@ class GraphApiClient:
         self.retry = retry or RetrySettings()
         self.page_size = page_size
         self.days_per_request = days_per_request
+        self.sync_max_days = sync_max_days
+        self.days_per_report = days_per_report
+        self.report_poll_seconds = report_poll_seconds
+        self.report_poll_max_seconds = report_poll_max_seconds
+        self.report_stall_seconds = report_stall_seconds
         self.log = log or logging.getLogger(__name__)
         self.governor = governor or GOVERNOR
         self.session = session or requests.Session()
@@ -185,6 +196,11 @@ class GraphApiClient:
         )
         return random.uniform(ceiling / 2, ceiling)
 
+    def _pause(self, key: str) -> float:
+        return self.governor.pause_for(
+            key, self.retry.slow_down_at_percent, self.retry.slow_down_max_pause_seconds
+        )
+
     def request(
         self, method: str, url: str, params: Mapping[str, Any] | None, site: CallSite
     ) -> dict[str, Any]:
@@ -194,7 +210,7 @@ class GraphApiClient:
         attempt = 0
         while True:
             attempt += 1
-            pause = self.governor.pause_for(key)
+            pause = self._pause(key)
             if pause > 0:
                 if time.monotonic() + pause > deadline:
                     raise MetaApiError(
@@ -222,7 +238,7 @@ class GraphApiClient:
                     code=error.get("code"),
                 )
             if kind is ErrorKind.THROTTLED:
-                wait = max(self.governor.pause_for(key), self.retry.throttle_wait_seconds)
+                wait = max(self._pause(key), self.retry.throttle_wait_seconds)
             else:
                 wait = self._backoff(attempt)
             if time.monotonic() + wait > deadline:
@@ -316,51 +332,163 @@ class GraphApiClient:
         attribution_windows: tuple[str, ...],
         client_id: str,
     ) -> list[dict[str, Any]]:
-        """Ad-level daily insights by country, every status, split on 'too much data'."""
+        """Ad-level daily insights by country for every status.
+
+        Short ranges are read synchronously in chunks of `days_per_request`; longer ones run
+        as async report jobs of up to `days_per_report` days. Meta's "reduce the amount of
+        data" splits the range, then the page; a report that fails or stalls is retried
+        once, then split by campaign, then ad set, then into shorter ranges.
+        """
+        query = InsightQuery(account_id, client_id, since, until, tuple(attribution_windows))
+        use_reports = (until - since).days + 1 > self.sync_max_days
+        step = self.days_per_report if use_reports else self.days_per_request
         rows: list[dict[str, Any]] = []
-        start = since
-        while start <= until:
-            end = min(until, start + timedelta(days=self.days_per_request - 1))
-            rows += self._insights_range(
-                account_id, start, end, attribution_windows, client_id, self.page_size
-            )
-            start = end + timedelta(days=1)
+        for chunk in query.chunks(step):
+            rows += self._report(chunk) if use_reports else self._sync(chunk, self.page_size)
         return rows
 
-    def _insights_range(
-        self,
-        account_id: str,
-        since: date,
-        until: date,
-        windows: tuple[str, ...],
-        client_id: str,
-        limit: int,
-    ) -> list[dict[str, Any]]:
-        site = CallSite(client_id, account_id, f"insights {since}..{until}")
-        params = {
+    # -- synchronous ----------------------------------------------------------------------
+    def _sync(self, query: InsightQuery, limit: int) -> list[dict[str, Any]]:
+        site = query.site()
+        try:
+            return list(self.paginate(f"{query.account_id}/insights", query.params(limit), site))
+        except ReduceDataError:
+            if query.since < query.until:
+                first, second = query.halves()
+                self.log.warning(f"Splitting {site.describe()} at {first.until} on Meta's request")
+                return self._sync(first, limit) + self._sync(second, limit)
+            if limit > MIN_PAGE_SIZE:
+                self.log.warning(f"Asking for pages of {limit // 2} rows ({site.describe()})")
+                return self._sync(query, limit // 2)
+            raise
+
+    # -- async report jobs ----------------------------------------------------------------
+    def _report(self, query: InsightQuery) -> list[dict[str, Any]]:
+        site = query.site()
+        for attempt in (1, 2):
+            try:
+                return self._run_report(query, site)
+            except ReduceDataError:
+                break
+            except ReportFailedError as exc:
+                self.log.warning(f"Report for {site.describe()} {exc} (attempt {attempt})")
+        return self._split_report(query, site)
+
+    def _split_report(self, query: InsightQuery, site: CallSite) -> list[dict[str, Any]]:
+        if query.scope is None:
+            parts = [query.within("campaign.id", c) for c in self._ids(query, "campaigns")]
+            how = "campaign"
+        elif query.scope[0] == "campaign.id":
+            adsets = self._ids(query, "adsets", campaign_id=query.scope[1])
+            parts = [query.within("adset.id", a) for a in adsets]
+            how = "ad set"
+        elif query.since < query.until:
+            parts = list(query.halves())
+            how = "shorter ranges"
+        else:
+            raise MetaApiError(
+                ErrorKind.TRANSIENT,
+                f"Meta could not produce the insights report for {site.describe()} even "
+                "split to one ad set and one day",
+            )
+        self.log.warning(f"Splitting the report for {site.describe()} by {how} ({len(parts)})")
+        return [row for part in parts for row in self._report(part)]
+
+    def _ids(self, query: InsightQuery, edge: str, campaign_id: str | None = None) -> list[str]:
+        site = CallSite(query.client_id, query.account_id, f"{edge} for splitting a report")
+        objects = self.objects(query.account_id, edge, site)
+        return sorted(
+            o["id"] for o in objects if campaign_id is None or o.get("campaign_id") == campaign_id
+        )
+
+    def _run_report(self, query: InsightQuery, site: CallSite) -> list[dict[str, Any]]:
+        started = self.request(
+            "POST", self._url(f"{query.account_id}/insights"), query.params(None), site
+        )
+        report_id = str(started.get("report_run_id") or "")
+        if not report_id:
+            raise ReportFailedError("started without a report_run_id")
+        begun = time.monotonic()
+        last_progress, progressed_at = -1, begun
+        wait = self.report_poll_seconds
+        while True:
+            time.sleep(wait)
+            status = self.request("GET", self._url(report_id), {}, site)
+            state = status.get("async_status")
+            percent = int(status.get("async_percent_completion") or 0)
+            if state == "Job Completed":
+                break
+            if state in ("Job Failed", "Job Skipped"):
+                raise ReportFailedError(f"ended as {state!r}")
+            now = time.monotonic()
+            if percent != last_progress:
+                last_progress, progressed_at = percent, now
+            if now - progressed_at > self.report_stall_seconds:
+                raise ReportFailedError(
+                    f"stalled at {percent}% for {now - progressed_at:.0f}s ({state})"
+                )
+            wait = min(self.report_poll_max_seconds, wait * 1.5)
+        return list(self.paginate(f"{report_id}/insights", {"limit": self.page_size}, site))
+
+
+MIN_PAGE_SIZE = 25
+
+
+class ReportFailedError(RuntimeError):
+    """An async insights job that failed or stopped making progress."""
+
+
+@dataclass(frozen=True)
+class InsightQuery:
+    account_id: str
+    client_id: str
+    since: date
+    until: date
+    windows: tuple[str, ...]
+    scope: tuple[str, str] | None = None  # ("campaign.id" | "adset.id", id)
+
+    def site(self) -> CallSite:
+        where = f" {self.scope[0]}={self.scope[1]}" if self.scope else ""
+        return CallSite(
+            self.client_id, self.account_id, f"insights {self.since}..{self.until}{where}"
+        )
+
+    def chunks(self, days: int) -> list[InsightQuery]:
+        parts, start = [], self.since
+        while start <= self.until:
+            end = min(self.until, start + timedelta(days=days - 1))
+            parts.append(replace(self, since=start, until=end))
+            start = end + timedelta(days=1)
+        return parts
+
+    def halves(self) -> tuple[InsightQuery, InsightQuery]:
+        middle = self.since + timedelta(days=(self.until - self.since).days // 2)
+        return (replace(self, until=middle), replace(self, since=middle + timedelta(days=1)))
+
+    def within(self, field: str, object_id: str) -> InsightQuery:
+        return replace(self, scope=(field, object_id))
+
+    def params(self, limit: int | None) -> dict[str, Any]:
+        filtering = [
+            {
+                "field": "ad.effective_status",
+                "operator": "IN",
+                "value": list(ALL_EFFECTIVE_STATUSES),
+            }
+        ]
+        if self.scope:
+            filtering.append({"field": self.scope[0], "operator": "IN", "value": [self.scope[1]]})
+        params: dict[str, Any] = {
             "level": "ad",
             "fields": ",".join(INSIGHT_FIELDS),
-            "time_range": json.dumps({"since": since.isoformat(), "until": until.isoformat()}),
+            "time_range": json.dumps(
+                {"since": self.since.isoformat(), "until": self.until.isoformat()}
+            ),
             "time_increment": 1,
             "breakdowns": json.dumps(["country"]),
-            "action_attribution_windows": json.dumps(list(windows)),
-            "filtering": _status_filter("ad"),
-            "limit": limit,
+            "action_attribution_windows": json.dumps(list(self.windows)),
+            "filtering": json.dumps(filtering),
         }
-        try:
-            return list(self.paginate(f"{account_id}/insights", params, site))
-        except ReduceDataError:
-            if since < until:
-                middle = since + timedelta(days=(until - since).days // 2)
-                self.log.warning(f"Splitting {site.describe()} at {middle} on Meta's request")
-                return self._insights_range(
-                    account_id, since, middle, windows, client_id, limit
-                ) + self._insights_range(
-                    account_id, middle + timedelta(days=1), until, windows, client_id, limit
-                )
-            if limit > 25:
-                self.log.warning(f"Asking for pages of {limit // 2} rows ({site.describe()})")
-                return self._insights_range(
-                    account_id, since, until, windows, client_id, limit // 2
-                )
-            raise
+        if limit is not None:
+            params["limit"] = limit
+        return params

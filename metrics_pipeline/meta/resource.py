@@ -23,13 +23,23 @@ class MetaAdsResource(ConfigurableResource):
     base_url: str = DEFAULT_BASE_URL
     api_version: str = DEFAULT_API_VERSION
     page_size: int = 500
-    days_per_request: int = 7
+    days_per_request: int = Field(default=7, description="Days per synchronous request.")
+    sync_max_days: int = Field(default=7, description="Longer ranges run as async report jobs.")
+    days_per_report: int = Field(default=31, description="Days per async report job.")
+    report_poll_seconds: float = 1.0
+    report_poll_max_seconds: float = 30.0
+    report_stall_seconds: float = Field(
+        default=900.0, description="A report without progress this long is retried, then split."
+    )
     request_timeout_seconds: float = 120.0
     request_budget_seconds: float = 3600.0
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 120.0
     throttle_wait_seconds: float = 60.0
-    slow_down_at_percent: float = 75.0
+    slow_down_at_percent: float = Field(
+        default=75.0, description="Usage percent above which requests slow down."
+    )
+    slow_down_max_pause_seconds: float = 60.0
 
     def client(self, log: Any = None) -> GraphApiClient:
         return GraphApiClient(
@@ -39,6 +49,11 @@ class MetaAdsResource(ConfigurableResource):
             app_secret=self.app_secret,
             page_size=self.page_size,
             days_per_request=self.days_per_request,
+            sync_max_days=self.sync_max_days,
+            days_per_report=self.days_per_report,
+            report_poll_seconds=self.report_poll_seconds,
+            report_poll_max_seconds=self.report_poll_max_seconds,
+            report_stall_seconds=self.report_stall_seconds,
             retry=RetrySettings(
                 request_timeout_seconds=self.request_timeout_seconds,
                 request_budget_seconds=self.request_budget_seconds,
@@ -46,6 +61,7 @@ class MetaAdsResource(ConfigurableResource):
                 backoff_max_seconds=self.backoff_max_seconds,
                 throttle_wait_seconds=self.throttle_wait_seconds,
                 slow_down_at_percent=self.slow_down_at_percent,
+                slow_down_max_pause_seconds=self.slow_down_max_pause_seconds,
             ),
             log=log,
         )

@@ -61,11 +61,10 @@ def read_usage(headers: Mapping[str, str]) -> tuple[float, float, float]:
 
 
 class UsageGovernor:
-    """Slows requests as usage nears the limit and holds them while Meta says to wait."""
+    """Shared usage state: how close each account is to Meta's limits, and for how long
+    Meta has said to stay away."""
 
-    def __init__(self, slow_down_at: float = 75.0, max_pause_seconds: float = 60.0) -> None:
-        self.slow_down_at = slow_down_at
-        self.max_pause_seconds = max_pause_seconds
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._usage: dict[str, Usage] = {}
 
@@ -83,18 +82,22 @@ class UsageGovernor:
             usage = self._usage.setdefault(key, Usage())
             usage.regain_at = max(usage.regain_at, time.monotonic() + seconds)
 
-    def pause_for(self, key: str) -> float:
-        """Seconds to wait before the next request to `key`."""
+    def pause_for(self, key: str, slow_down_at: float = 75.0, max_pause: float = 60.0) -> float:
+        """Seconds to wait before the next request to `key`.
+
+        Nothing below `slow_down_at` percent; above it the pause grows linearly to
+        `max_pause` (or the reported reset time, if shorter) at 95 %, so a busy account
+        drifts down towards the threshold instead of hitting the limit.
+        """
         with self._lock:
             usage = self._usage.get(key)
             if usage is None:
                 return 0.0
             wait = max(0.0, usage.regain_at - time.monotonic())
-            if usage.percent >= self.slow_down_at:
-                # Linear from nothing at the threshold to the full pause at 100 %.
-                share = (usage.percent - self.slow_down_at) / max(1.0, 100 - self.slow_down_at)
-                ceiling = usage.reset_seconds or self.max_pause_seconds
-                wait = max(wait, min(self.max_pause_seconds, ceiling) * min(1.0, share))
+            if usage.percent >= slow_down_at:
+                share = min(1.0, (usage.percent - slow_down_at) / max(1.0, 95.0 - slow_down_at))
+                ceiling = min(max_pause, usage.reset_seconds) if usage.reset_seconds else max_pause
+                wait = max(wait, ceiling * share)
             return wait
 
     def snapshot(self, key: str) -> Usage:

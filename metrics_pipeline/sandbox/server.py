@@ -22,6 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from metrics_pipeline.sandbox.faults import (
+    ERROR_FAULTS,
+    REPORT_FAULTS,
+    TRANSPORT_FAULTS,
+    FaultPlan,
+)
 from metrics_pipeline.sandbox.render import actions_of, format_minor, format_time
 from metrics_pipeline.sandbox.world import AdObject, World
 
@@ -83,6 +89,11 @@ class SandboxState:
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     usage_window_seconds: float = 300.0
     usage_call_limit: int = 5000
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    # account digits -> (calls allowed, per window seconds): a tight, enforced limit.
+    rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
+    throttled: int = 0  # throttling errors the sandbox has returned
+    report_polls_to_complete: int = 2
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -96,6 +107,31 @@ def _json_param(query: dict[str, list[str]], name: str, default: Any) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         raise ApiError(400, 100, f"(#100) param {name} must be JSON-encoded, got {raw!r}") from None
+
+
+def _route_kind(path: str) -> str:
+    if re.search(r"/report_\w+", path):
+        return "report"
+    if path.endswith("/insights"):
+        return "insights"
+    if re.search(r"/(campaigns|adsets|ads)$", path):
+        return "objects"
+    return "account"
+
+
+def _days_spanned(query: dict[str, list[str]]) -> int:
+    try:
+        time_range = json.loads(query["time_range"][0])
+        since = date.fromisoformat(time_range["since"])
+        until = date.fromisoformat(time_range["until"])
+    except (KeyError, ValueError, TypeError, IndexError):
+        return 0
+    return (until - since).days + 1
+
+
+def _fault_error(kind: str) -> ApiError:
+    status, code, subcode, transient, message = ERROR_FAULTS[kind]
+    return ApiError(status, code, message, subcode=subcode, transient=transient)
 
 
 def _cursor(offset: int) -> str:
@@ -166,27 +202,38 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     error_type="GraphMethodException",
                 )
 
-    def _usage_headers(self, account_id: str | None) -> dict[str, str]:
+    def _count_call(self, account_id: str | None) -> tuple[float, float]:
+        """Count this call; (usage percent, seconds until the oldest call leaves the window)."""
         state = self.state
         now = time.monotonic()
         key = account_id or "_app"
+        limit, window = state.rate_limits.get(
+            key, (state.usage_call_limit, state.usage_window_seconds)
+        )
         with state.lock:
             calls = state.calls[key]
             calls.append(now)
-            while calls and calls[0] < now - state.usage_window_seconds:
+            while calls and calls[0] < now - window:
                 calls.popleft()
-            pct = min(100.0, round(100.0 * len(calls) / state.usage_call_limit, 2))
+            pct = round(100.0 * len(calls) / limit, 2)
+            reset = max(0.0, calls[0] + window - now) if calls else 0.0
+        return pct, reset
+
+    def _usage_headers(
+        self, account_id: str | None, pct: float, reset: float, regain_minutes: float = 0.0
+    ) -> dict[str, str]:
+        shown = min(100.0, pct)
         headers = {
             "x-app-usage": json.dumps(
-                {"call_count": int(pct), "total_time": int(pct), "total_cputime": int(pct)}
+                {"call_count": int(shown), "total_time": int(shown), "total_cputime": int(shown)}
             ),
         }
         if account_id:
             business = self.state.world.account(account_id).spec.business_id
             headers["x-ad-account-usage"] = json.dumps(
                 {
-                    "acc_id_util_pct": pct,
-                    "reset_time_duration": 0 if pct < 100 else 60,
+                    "acc_id_util_pct": shown,
+                    "reset_time_duration": round(reset, 2),
                     "ads_api_access_tier": "standard_access",
                 }
             )
@@ -195,18 +242,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     business: [
                         {
                             "type": "ads_insights",
-                            "call_count": int(pct),
-                            "total_cputime": int(pct),
-                            "total_time": int(pct),
-                            "estimated_time_to_regain_access": 0,
+                            "call_count": int(shown),
+                            "total_cputime": int(shown),
+                            "total_time": int(shown),
+                            "estimated_time_to_regain_access": regain_minutes,
                         }
                     ]
                 }
             )
             headers["x-fb-ads-insights-throttle"] = json.dumps(
                 {
-                    "app_id_util_pct": pct,
-                    "acc_id_util_pct": pct,
+                    "app_id_util_pct": shown,
+                    "acc_id_util_pct": shown,
                     "ads_api_access_tier": "standard_access",
                 }
             )
@@ -239,12 +286,70 @@ class SandboxHandler(BaseHTTPRequestHandler):
         match = re.match(r"^/v\d+\.\d+/act_(\d+)", path)
         if match and match.group(1) in self.state.world.accounts:
             account_id = match.group(1)
+        if m := re.match(r"^/v\d+\.\d+/report_\d+_(\d+)", path):
+            account_id = m.group(1) if m.group(1) in self.state.world.accounts else None
+        route = _route_kind(path)
+        pct, reset = self._count_call(account_id)
+        fault = self.state.faults.take(
+            route, account_id, _days_spanned(query), set(ERROR_FAULTS) | TRANSPORT_FAULTS
+        )
+        if fault is not None and fault.kind in TRANSPORT_FAULTS:
+            if fault.kind == "http_502":
+                return self._send_raw(
+                    502, b"<html><body>502 Bad Gateway</body></html>", "text/html"
+                )
+            if fault.kind == "slow":
+                time.sleep(fault.delay_seconds)
         try:
+            if fault is not None and fault.kind in ERROR_FAULTS:
+                raise _fault_error(fault.kind)
+            limit = self.state.rate_limits.get(account_id or "")
+            if limit and pct > 100.0:
+                with self.state.lock:
+                    self.state.throttled += 1
+                raise _fault_error("throttle_insights")
             self._authenticate(query)
             status, body = self._route(path, query)
-            self._send(status, body, self._usage_headers(account_id))
+            headers = self._usage_headers(account_id, pct, reset)
+            if fault is not None and fault.kind in ("drop", "truncate"):
+                return self._send_broken(status, body, headers, fault.kind)
+            self._send(status, body, headers)
         except ApiError as error:
-            self._send(error.status, error.body, self._usage_headers(account_id))
+            throttled = error.body["error"]["code"] in (4, 17, 32, 613, 80004)
+            regain = 0.0
+            if throttled:
+                # An injected fault says how long to stay away; the enforced limit says when
+                # the oldest call leaves its window.
+                regain = fault.regain_minutes if fault is not None else reset / 60
+                reset = regain * 60
+            self._send(
+                error.status,
+                error.body,
+                self._usage_headers(account_id, 100.0 if throttled else pct, reset, regain),
+            )
+
+    def _send_raw(self, status: int, payload: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _send_broken(self, status: int, body: dict, headers: dict[str, str], kind: str) -> None:
+        """A body cut short: by dropping the connection, or as complete-looking bad JSON."""
+        payload = json.dumps(body).encode()
+        cut = payload[: max(1, len(payload) // 2)]
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload) if kind == "drop" else len(cut)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(cut)
+        self.wfile.flush()
+        if kind == "drop":
+            self.close_connection = True
+            self.connection.shutdown(2)
 
     def _route(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
         if m := re.fullmatch(r"/v\d+\.\d+/act_(\d+)", path):
@@ -275,6 +380,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     state.now = datetime.fromisoformat(changes["now"]) if changes["now"] else None
                 if changes.get("clear_requests"):
                     state.requests.clear()
+                for account, (calls, window) in (changes.get("rate_limits") or {}).items():
+                    state.rate_limits[account] = (int(calls), float(window))
+            if changes.get("clear_faults"):
+                state.faults.clear()
+            for spec in changes.get("faults") or []:
+                state.faults.add(**spec)
         with state.lock:
             body = {
                 "revision": state.revision,
@@ -372,11 +483,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
         windows = _json_param(query, "action_attribution_windows", [])
         fields = set((query.get("fields") or [""])[0].split(","))
         statuses = self._status_filter(query, "ad")
+        wanted: dict[str, set[str]] = {}
+        for rule in _json_param(query, "filtering", []):
+            if rule.get("field") in ("campaign.id", "adset.id") and rule.get("operator") == "IN":
+                wanted[rule["field"]] = {str(v) for v in rule.get("value") or []}
         rows: list[dict] = []
         day = since
         while day <= until:
             for ad in account.ads:
                 if ad.effective_status not in statuses:
+                    continue
+                if ad.campaign_id not in wanted.get("campaign.id", {ad.campaign_id}):
+                    continue
+                if ad.adset_id not in wanted.get("adset.id", {ad.adset_id}):
                     continue
                 for country in account.spec.countries:
                     events = self.state.world.events(
@@ -429,9 +548,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _start_report(self, account_id: str, query: dict[str, list[str]]) -> dict:
         self._known_account(account_id)
         self._insights(account_id, query)  # validate now, like Meta does
-        report_id = f"report_{len(self.state.reports) + 1}_{account_id}"
+        fault = self.state.faults.take("report", account_id, _days_spanned(query), REPORT_FAULTS)
         with self.state.lock:
-            self.state.reports[report_id] = {"account_id": account_id, "query": query, "polls": 0}
+            report_id = f"report_{len(self.state.reports) + 1}_{account_id}"
+            self.state.reports[report_id] = {
+                "account_id": account_id,
+                "query": query,
+                "polls": 0,
+                "fault": fault.kind if fault else None,
+            }
         return {"report_run_id": report_id}
 
     def _report(self, report_id: str) -> dict:
@@ -443,12 +568,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _report_status(self, report_id: str) -> dict:
         report = self._report(report_id)
         report["polls"] += 1
-        done = report["polls"] >= 2
+        if report["fault"] == "report_failed":
+            status, percent = "Job Failed", 0
+        elif report["fault"] == "report_stalled":
+            status, percent = "Job Running", 10
+        elif report["polls"] >= self.state.report_polls_to_complete:
+            status, percent = "Job Completed", 100
+        else:
+            status, percent = ("Job Started" if report["polls"] == 1 else "Job Running"), 50
         return {
             "id": report_id,
             "account_id": report["account_id"],
-            "async_status": "Job Completed" if done else "Job Running",
-            "async_percent_completion": 100 if done else 50,
+            "async_status": status,
+            "async_percent_completion": percent,
         }
 
     def _page(self, rows: list[dict], query: dict[str, list[str]]) -> dict:
@@ -520,6 +652,17 @@ class SandboxServer:
     def set_revision(self, revision: int) -> None:
         with self.state.lock:
             self.state.revision = revision
+
+    def inject(self, kind: str, **options: Any):
+        """Inject a fault (see `faults.Fault`); returns it, so tests can read `fired`."""
+        return self.state.faults.add(kind=kind, **options)
+
+    def clear_faults(self) -> None:
+        self.state.faults.clear()
+
+    def rate_limit(self, account_id: str, calls: int, window_seconds: float) -> None:
+        with self.state.lock:
+            self.state.rate_limits[account_id.removeprefix("act_")] = (calls, window_seconds)
 
     def set_now(self, now: datetime | None) -> None:
         with self.state.lock:

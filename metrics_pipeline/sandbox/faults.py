@@ -1,0 +1,123 @@
+"""Faults the sandbox can inject, switchable per test (HTTP or Python) and from its CLI.
+
+A fault matches requests by route kind and account, fires `count` times (or forever with
+count -1), and is one of the classes below, each with Meta's real error body and usage
+headers.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+# kind -> (HTTP status, error code, subcode, is_transient, message)
+ERROR_FAULTS: dict[str, tuple[int, int, int | None, bool, str]] = {
+    "throttle_app": (400, 4, None, False, "(#4) Application request limit reached"),
+    "throttle_user": (400, 17, 2446079, False, "(#17) User request limit reached"),
+    "throttle_api": (400, 32, None, False, "(#32) Page request limit reached"),
+    "throttle_calls": (
+        400,
+        613,
+        None,
+        False,
+        "(#613) Calls to this api have exceeded the rate limit.",
+    ),
+    "throttle_insights": (
+        400,
+        80004,
+        2446079,
+        False,
+        "(#80004) There have been too many calls to this ad-account. Wait a bit and try again.",
+    ),
+    "unknown_error": (500, 1, 99, False, "An unknown error occurred"),
+    "service_unavailable": (503, 2, None, True, "Service temporarily unavailable"),
+    "transient": (
+        500,
+        2,
+        None,
+        True,
+        "An unexpected error has occurred. Please retry your request later.",
+    ),
+    "reduce_data": (
+        500,
+        1,
+        None,
+        False,
+        "Please reduce the amount of data you're asking for, then retry your request",
+    ),
+    "auth": (400, 190, 463, False, "Error validating access token: Session has expired."),
+    "permission": (400, 200, None, False, "(#200) Requires ads_read permission"),
+    "invalid": (400, 100, None, False, "(#100) Invalid parameter"),
+}
+# Faults that break the transport or the body rather than answer with an error.
+TRANSPORT_FAULTS = {"slow", "drop", "truncate", "http_502"}
+# Faults of async report runs.
+REPORT_FAULTS = {"report_failed", "report_stalled"}
+KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS
+
+
+@dataclass
+class Fault:
+    kind: str
+    count: int = 1  # -1: every matching request
+    route: str = "any"  # any | insights | objects | account | report
+    account: str | None = None  # digits; None: every account
+    regain_minutes: float = 0.0  # estimated_time_to_regain_access on throttling faults
+    delay_seconds: float = 2.0  # for "slow"
+    min_days: int = 0  # reduce_data: only for requests spanning more than this many days
+    fired: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault {self.kind!r}; known: {', '.join(sorted(KINDS))}")
+
+    def matches(self, route: str, account: str | None, days: int) -> bool:
+        if self.count != -1 and self.fired >= self.count:
+            return False
+        if self.route != "any" and self.route != route:
+            return False
+        if self.account is not None and self.account != account:
+            return False
+        return not (self.kind == "reduce_data" and days <= self.min_days)
+
+
+@dataclass
+class FaultPlan:
+    faults: list[Fault] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, **spec: Any) -> Fault:
+        fault = Fault(**spec)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def take(
+        self, route: str, account: str | None, days: int = 0, kinds: set[str] | None = None
+    ) -> Fault | None:
+        """The first matching fault, counted as fired."""
+        with self.lock:
+            for fault in self.faults:
+                if kinds is not None and fault.kind not in kinds:
+                    continue
+                if fault.matches(route, account, days):
+                    fault.fired += 1
+                    return fault
+        return None
+
+
+def parse_fault(text: str) -> dict[str, Any]:
+    """`kind[:key=value,...]` from the command line, e.g. `throttle_insights:count=3`."""
+    kind, _, options = text.partition(":")
+    spec: dict[str, Any] = {"kind": kind}
+    for option in filter(None, options.split(",")):
+        key, _, value = option.partition("=")
+        spec[key] = (
+            value if key in {"route", "account"} else float(value) if "." in value else int(value)
+        )
+    return spec
