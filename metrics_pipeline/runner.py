@@ -177,35 +177,34 @@ def materialize_window(
         outcome.stages.append(result)
         return result.success
 
-    blocks = _blocks(catalog.client_ids, set(client_ids))
-    for block in blocks:
-        if not stage("meta_ad_objects", OBJECTS, block[0], block[-1]):
-            return outcome
+    # Stages that talk to Meta run per client: one client's failure (a revoked token, bad
+    # data) never holds back the others, whose layers above still run.
+    reachable = [
+        c for c in catalog.client_ids if c in client_ids and stage("meta_ad_objects", OBJECTS, c, c)
+    ]
     # Timezones not in the clients file were read from the ad accounts just now.
     zones = _account_timezones(defs)
     zones.update({c.id: c.timezone for c in catalog.clients if c.timezone})
     zones.update(timezones or {})
-    ends = plan_client_ends(catalog, client_ids, end, now, zones)
+    ends = plan_client_ends(catalog, reachable, end, now, zones)
     for client_id, last in ends.items():
         if last < end:
             outcome.notes.append(
                 f"{client_id}: {end} has not begun in {zones[client_id]}; collecting to {last}"
             )
-    # Clients whose window ends on the same day share a rectangular key range.
-    by_end: dict[date, set[str]] = {}
-    for client_id, last in ends.items():
-        by_end.setdefault(last, set()).add(client_id)
-    for last, members in sorted(by_end.items()):
-        if last < start:
+    collected: set[str] = set()
+    for client_id in catalog.client_ids:
+        last = ends.get(client_id)
+        if last is None or last < start:
             continue
-        for block in _blocks(catalog.client_ids, members):
-            if not stage(
-                "meta_insights + daily_kpi_data",
-                RAW_AND_DAILY,
-                f"{block[0]}|{start}",
-                f"{block[-1]}|{last}",
-            ):
-                return outcome
+        if stage(
+            "meta_insights + daily_kpi_data",
+            RAW_AND_DAILY,
+            f"{client_id}|{start}",
+            f"{client_id}|{last}",
+        ):
+            collected.add(client_id)
+    blocks = _blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
         ("campaign_summaries/monthly", MONTHLY, catalog.partitions.monthly, month_start),

@@ -97,7 +97,7 @@ def warehouse_url(request, tmp_path: Path) -> Iterator[str]:
 
 def make_instance(folder: Path) -> DagsterInstance:
     folder.mkdir(parents=True, exist_ok=True)
-    return DagsterInstance.local_temp(str(folder))
+    return DagsterInstance.local_temp(str(folder), overrides={"telemetry": {"enabled": False}})
 
 
 def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dict:
