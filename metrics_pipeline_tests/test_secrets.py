@@ -19,8 +19,9 @@ from metrics_pipeline_tests.conftest import NOW
 from metrics_pipeline_tests.helpers import TABLES
 
 
-def test_secrets_appear_nowhere_after_a_failed_run(world, catalog, instance, tmp_path,
-                                                   monkeypatch, caplog, capsys):
+def test_secrets_appear_nowhere_after_a_failed_run(
+    world, catalog, instance, tmp_path, monkeypatch, caplog, capsys
+):
     token = f"tok{uuid.uuid4().hex}"
     secret = f"sec{uuid.uuid4().hex}"
     monkeypatch.setenv("META_ACCESS_TOKEN", token)
@@ -30,15 +31,23 @@ def test_secrets_appear_nowhere_after_a_failed_run(world, catalog, instance, tmp
     with SandboxServer(world, now=NOW, access_token=token, app_secret=secret) as sandbox:
         sandbox.inject("transient", count=2, route="insights")
         sandbox.inject("auth", count=-1, route="insights", account="1000000004")
-        defs = build_definitions(catalog, {
-            "meta": MetaAdsResource(access_token=EnvVar("META_ACCESS_TOKEN"),
-                                    app_secret=EnvVar("META_APP_SECRET"), base_url=sandbox.url,
-                                    backoff_base_seconds=0.05, backoff_max_seconds=0.1),
-            "warehouse": WarehouseResource(url=url),
-            "clock": ClockResource(as_of=NOW.isoformat()),
-        })
-        outcome = materialize_window(defs, catalog, instance, NOW.date() - timedelta(days=4),
-                                     NOW.date() - timedelta(days=2))
+        defs = build_definitions(
+            catalog,
+            {
+                "meta": MetaAdsResource(
+                    access_token=EnvVar("META_ACCESS_TOKEN"),
+                    app_secret=EnvVar("META_APP_SECRET"),
+                    base_url=sandbox.url,
+                    backoff_base_seconds=0.05,
+                    backoff_max_seconds=0.1,
+                ),
+                "warehouse": WarehouseResource(url=url),
+                "clock": ClockResource(as_of=NOW.isoformat()),
+            },
+        )
+        outcome = materialize_window(
+            defs, catalog, instance, NOW.date() - timedelta(days=4), NOW.date() - timedelta(days=2)
+        )
         requests_seen = list(sandbox.state.requests)
 
     assert not outcome.success  # the auth fault failed one client
@@ -46,7 +55,10 @@ def test_secrets_appear_nowhere_after_a_failed_run(world, catalog, instance, tmp
     # The other clients collected: the appsecret_proof the sandbox demands was right.
     warehouse = WarehouseResource(url=url)
     assert set(warehouse.read("daily_kpi_data")["client_id"]) == {
-        "harbour_view_hotel", "canyon_lodge", "altstadt_apartments"}
+        "harbour_view_hotel",
+        "canyon_lodge",
+        "altstadt_apartments",
+    }
 
     texts = ["\n".join(outcome.errors), caplog.text, *capsys.readouterr()]
     for run in instance.get_runs():

@@ -154,9 +154,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from metrics_pipeline.sandbox.faults import parse_fault
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
     with SandboxServer(port=args.port) as sandbox:
+        for text in args.fault or []:
+            fault = sandbox.inject(**parse_fault(text))
+            print(f"Injecting {fault.kind} (count {fault.count}, route {fault.route})")
+        for text in args.rate_limit or []:
+            account, calls, window = text.split(":")
+            sandbox.rate_limit(account, int(calls), float(window))
         print(f"Meta sandbox serving on {sandbox.url}")
         print("Point the pipeline at it with:")
         print(f"  export META_API_BASE_URL={sandbox.url}")
@@ -186,6 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="serve the Meta sandbox")
     sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        metavar="KIND[:key=value,...]",
+        help="inject a fault, e.g. throttle_insights:count=3,regain_minutes=0.5 or "
+        "auth:count=-1,account=1000000002 (repeatable)",
+    )
+    sandbox.add_argument(
+        "--rate-limit",
+        action="append",
+        metavar="ACCOUNT:CALLS:SECONDS",
+        help="enforce a call limit on an account, e.g. 1000000001:60:300",
+    )
     sandbox.set_defaults(func=cmd_sandbox)
     return parser
 
