@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -138,16 +137,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _print_summary(now)
         if status:
             return status
-        ui = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.ui_port)]
         print(
-            f"Open the UI on this instance with the sandbox still serving:\n"
+            "Open the UI on this instance with the sandbox still serving:\n"
             f"  metrics-pipeline demo --ui     (then http://127.0.0.1:{args.ui_port})"
         )
         if args.ui:
-            dagster = shutil.which("dagster") or "dagster"
+            # The dagster beside this interpreter, on the package's definitions, so it works
+            # from any folder and without the virtual environment on PATH.
+            ui = [
+                sys.executable,
+                "-m",
+                "dagster",
+                "dev",
+                "-m",
+                "metrics_pipeline.definitions",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(args.ui_port),
+            ]
             print(f"Starting the Dagster UI on http://127.0.0.1:{args.ui_port} (Ctrl-C stops)")
             try:
-                return subprocess.call([dagster, *ui[1:]], env=os.environ.copy())  # noqa: S603
+                return subprocess.call(ui, env=os.environ.copy())  # noqa: S603
             except KeyboardInterrupt:
                 return 0
     return 0
