@@ -13,22 +13,37 @@ from metrics_pipeline.assets.daily_kpi_data import build_daily_kpi_data
 from metrics_pipeline.assets.meta_ad_objects import build_meta_ad_objects
 from metrics_pipeline.assets.meta_insights import build_meta_insights
 from metrics_pipeline.catalog import Catalog, build_catalog
+from metrics_pipeline.checks.daily_kpi_data import build_daily_kpi_checks
+from metrics_pipeline.checks.meta_insights import build_meta_insights_checks
+from metrics_pipeline.checks.serving import build_serving_checks
+from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource
 from metrics_pipeline.meta.resource import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MetaAdsResource
 from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
 
 
-def build_assets(catalog: Catalog) -> list:
+def build_assets(catalog: Catalog) -> tuple[list, list]:
+    """The assets, and the checks that guard them."""
     meta_insights = build_meta_insights(catalog)
     daily_kpi_data = build_daily_kpi_data(catalog, meta_insights)
-    return [
+    weekly, monthly = build_campaign_summaries(catalog, daily_kpi_data)
+    cache = build_current_week_cache(catalog, daily_kpi_data)
+    rollups = build_client_kpi_rollups(catalog, daily_kpi_data)
+    assets = [
         build_meta_ad_objects(catalog),
         meta_insights,
         daily_kpi_data,
-        *build_campaign_summaries(catalog, daily_kpi_data),
-        build_current_week_cache(catalog, daily_kpi_data),
-        build_client_kpi_rollups(catalog, daily_kpi_data),
+        weekly,
+        monthly,
+        cache,
+        rollups,
     ]
+    checks = [
+        *build_meta_insights_checks(catalog, meta_insights),
+        *build_daily_kpi_checks(catalog, daily_kpi_data),
+        *build_serving_checks(catalog, weekly, monthly, cache, rollups),
+    ]
+    return assets, checks
 
 
 def default_resources() -> dict:
@@ -42,12 +57,19 @@ def default_resources() -> dict:
         ),
         "warehouse": WarehouseResource(url=os.environ.get(WAREHOUSE_URL_ENV, "")),
         "clock": ClockResource(as_of=os.environ.get(AS_OF_ENV, "")),
+        "checks": CheckSettings(
+            completeness_days=int(os.environ.get("METRICS_COMPLETENESS_DAYS", "90")),
+            daily_fresh_by_hour=int(os.environ.get("METRICS_DAILY_FRESH_BY_HOUR", "6")),
+        ),
     }
 
 
 def build_definitions(catalog: Catalog | None = None, resources: dict | None = None) -> Definitions:
     catalog = catalog or build_catalog()
-    return Definitions(assets=build_assets(catalog), resources=resources or default_resources())
+    assets, checks = build_assets(catalog)
+    return Definitions(
+        assets=assets, asset_checks=checks, resources=resources or default_resources()
+    )
 
 
 defs = build_definitions()

@@ -11,12 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from dagster import AssetKey, DagsterInstance, Definitions, materialize
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    Definitions,
+    materialize,
+)
 
 from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.checks import names
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
 from metrics_pipeline.partitions import DATE
 
+HISTORY_CHECKS = (names.COMPLETENESS, names.FRESHNESS)
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
@@ -134,9 +142,18 @@ def _run(
     tags: dict[str, str],
     log_level: str,
 ) -> StageOutcome:
+    # The asset's partition-aware checks run with it; history-wide checks (completeness,
+    # freshness) run on their own schedule.
+    history_checks = [
+        key
+        for checks in defs.asset_checks or []
+        for key in checks.check_keys
+        if key.asset_key in selection and key.name in HISTORY_CHECKS
+    ]
+    targets = AssetSelection.assets(*selection) - AssetSelection.checks(*history_checks)
     result = materialize(
-        assets=list(defs.assets or []),
-        selection=selection,
+        assets=[*(defs.assets or []), *(defs.asset_checks or [])],
+        selection=targets,
         instance=instance,
         resources=defs.resources,
         tags={**tags, RANGE_START: first_key, RANGE_END: last_key},

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from dagster import BetaWarning, DagsterInstance, PreviewWarning
 
 from metrics_pipeline.catalog import Catalog, build_catalog
+from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import load_clients
 from metrics_pipeline.definitions import build_definitions
@@ -115,6 +116,7 @@ def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dic
         ),
         "warehouse": WarehouseResource(url=warehouse_url),
         "clock": ClockResource(as_of=NOW.isoformat()),
+        "checks": CheckSettings(),
     }
 
 

@@ -93,6 +93,22 @@ class TargetsConfig(_Strict):
     reservations: int | None = Field(default=None, ge=0)
 
 
+class QualityConfig(_Strict):
+    """Bounds the daily quality check holds a client's numbers to."""
+
+    ctr_percent: tuple[Decimal, Decimal] = (Decimal("0.1"), Decimal("10"))
+    cpc: tuple[Decimal, Decimal] = (Decimal("0.10"), Decimal("50"))  # client currency
+    daily_spend_ceiling: Decimal | None = Field(default=None, ge=0)
+    check_funnel: bool = True  # booking_step_1 >= booking_step_2 >= booking_step_3
+
+    @field_validator("ctr_percent", "cpc")
+    @classmethod
+    def _ordered(cls, value: tuple[Decimal, Decimal]) -> tuple[Decimal, Decimal]:
+        if value[0] < 0 or value[0] > value[1]:
+            raise ValueError(f"expected [low, high] with 0 <= low <= high, got {list(value)}")
+        return value
+
+
 class ClientConfig(_Strict):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1)
@@ -103,6 +119,7 @@ class ClientConfig(_Strict):
     targets: TargetsConfig = TargetsConfig()
     attribution_windows: tuple[str, ...] = DEFAULT_ATTRIBUTION_WINDOWS
     conversions: ConversionsConfig = ConversionsConfig()
+    quality: QualityConfig = QualityConfig()
 
     @field_validator("id", "meta_ad_account_id", mode="before")
     @classmethod

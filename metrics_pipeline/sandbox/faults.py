@@ -54,7 +54,10 @@ ERROR_FAULTS: dict[str, tuple[int, int, int | None, bool, str]] = {
 TRANSPORT_FAULTS = {"slow", "drop", "truncate", "http_502"}
 # Faults of async report runs.
 REPORT_FAULTS = {"report_failed", "report_stalled"}
-KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS
+# Faults that corrupt the numbers of matching rows (on `day`, for `account`) in ways that
+# parse but that quality checks must catch.
+DATA_FAULTS = {"clicks_over_impressions", "zero_spend", "broken_funnel", "huge_spend"}
+KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS | DATA_FAULTS
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Fault:
     regain_minutes: float = 0.0  # estimated_time_to_regain_access on throttling faults
     delay_seconds: float = 2.0  # for "slow"
     min_days: int = 0  # reduce_data: only for requests spanning more than this many days
+    day: str | None = None  # data faults: the ISO date whose rows are corrupted
     fired: int = 0
 
     def __post_init__(self) -> None:
@@ -96,6 +100,15 @@ class FaultPlan:
     def clear(self) -> None:
         with self.lock:
             self.faults.clear()
+
+    def data_faults(self, account: str, day: str) -> list[str]:
+        """Kinds of the data faults that corrupt this account's rows of `day`."""
+        with self.lock:
+            return [
+                f.kind
+                for f in self.faults
+                if f.kind in DATA_FAULTS and f.account in (None, account) and f.day in (None, day)
+            ]
 
     def take(
         self, route: str, account: str | None, days: int = 0, kinds: set[str] | None = None

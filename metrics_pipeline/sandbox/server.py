@@ -134,6 +134,17 @@ def _fault_error(kind: str) -> ApiError:
     return ApiError(status, code, message, subcode=subcode, transient=transient)
 
 
+def _corrupt(kind: str, events, exponent: int) -> dict[str, str]:
+    """Metrics of a row corrupted by a data fault (they still parse)."""
+    if kind == "clicks_over_impressions":
+        return {"clicks": str(events.impressions + 10)}
+    if kind == "zero_spend":
+        return {"spend": format_minor(0, exponent)}
+    if kind == "huge_spend":
+        return {"spend": format_minor(events.spend_minor * 1000, exponent)}
+    return {}
+
+
 def _cursor(offset: int) -> str:
     return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
 
@@ -534,7 +545,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "spend": format_minor(events.spend_minor, account.exponent),
             "ctr": f"{(events.clicks * 100 / events.impressions):.6f}",
         }
+        corruptions = self.state.faults.data_faults(account.spec.account_id, day.isoformat())
+        for kind in corruptions:
+            row.update(_corrupt(kind, events, account.exponent))
         actions, values = actions_of(account, ad, day, events, windows)
+        if "broken_funnel" in corruptions:
+            # More people reach the last booking step than started the first.
+            step_3 = "offsite_conversion.fb_pixel_add_payment_info"
+            actions = [a for a in actions if a["action_type"] != step_3]
+            actions.append({"action_type": step_3, "value": str(events.searches + 5)})
         if actions:
             row["actions"] = actions
         if values:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
-from sqlalchemy import Engine, Table, and_, create_engine, event, select
+from sqlalchemy import Engine, Table, and_, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from metrics_pipeline.warehouse import schema
@@ -132,6 +132,28 @@ class WarehouseResource(ConfigurableResource):
                 if records:
                     connection.execute(table.insert(), records)
         return [len(records) for _, _, records in prepared]
+
+    def totals(
+        self, table_name: str, columns: Sequence[str], scope: Scope, group_by: Sequence[str] = ()
+    ) -> pd.DataFrame:
+        """SUM of `columns` per `group_by`, computed by the database itself."""
+        table = self.table(table_name)
+        query = select(
+            *(table.c[c] for c in group_by), *(func.sum(table.c[c]).label(c) for c in columns)
+        )
+        query = query.where(_where(table, scope))
+        if group_by:
+            query = query.group_by(*(table.c[c] for c in group_by))
+        with self.engine.connect() as connection:
+            result = connection.execute(query)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def latest(self, table_name: str, column: str, scope: Scope) -> Any:
+        """MAX(column) within scope, None when there is no row."""
+        table = self.table(table_name)
+        query = select(func.max(table.c[column])).where(_where(table, scope))
+        with self.engine.connect() as connection:
+            return connection.execute(query).scalar()
 
     def read(
         self, table_name: str, scope: Scope | None = None, order_by: Sequence[str] = ()

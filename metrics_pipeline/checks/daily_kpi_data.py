@@ -1,0 +1,173 @@
+"""Checks on daily_kpi_data: quality per day, equality with the raw rows, completeness,
+freshness."""
+
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckSeverity,
+    AssetObservation,
+    MetadataValue,
+    asset_check,
+)
+
+from metrics_pipeline.assets.accounts import client_timezone
+from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.checks import names
+from metrics_pipeline.checks.quality import judge_day
+from metrics_pipeline.checks.report import result
+from metrics_pipeline.checks.settings import CheckSettings
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.periods import Period, local_today
+from metrics_pipeline.partitions import dates_by_client, multi_key
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
+    @asset_check(
+        asset=daily_kpi_data,
+        name=names.QUALITY,
+        partitions_def=catalog.partitions.daily,
+        blocking=True,
+        description="Per client-day: numbers valid, clicks <= impressions, booking funnel "
+        "ordered, CTR and CPC within the client's bounds, spend under its daily ceiling, spend "
+        "present when there were impressions. Records a 0-100 quality score per day.",
+    )
+    def daily_kpi_quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        verdicts = []
+        for client_id, days in dates_by_client(context.partition_keys).items():
+            quality = catalog.client(client_id).quality
+            rows = warehouse.read("daily_kpi_data", {"client_id": client_id, "date": days})
+            verdicts += [judge_day(row, quality) for row in rows.to_dict("records")]
+        for verdict in verdicts:
+            # One observation per partition, so the UI plots the score over partitions.
+            context.op_execution_context.log_event(
+                AssetObservation(
+                    asset_key=daily_kpi_data.key,
+                    partition=multi_key(verdict.client_id, verdict.day),
+                    metadata={"quality_score": verdict.score},
+                )
+            )
+        findings = [f.as_row() for v in verdicts for f in v.findings]
+        scores = [v.score for v in verdicts]
+        return result(
+            not findings,
+            findings,
+            days_checked=len(verdicts),
+            quality_score=min(scores) if scores else 100,
+            mean_quality_score=round(sum(scores) / len(scores), 1) if scores else 100.0,
+        )
+
+    @asset_check(
+        asset=daily_kpi_data,
+        name=names.CONSISTENCY,
+        partitions_def=catalog.partitions.daily,
+        blocking=True,
+        description="Spend, impressions and clicks equal the database's sum of meta_insights "
+        "for the same client and day, to the cent.",
+    )
+    def daily_kpi_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        offending, compared = [], 0
+        for client_id, days in dates_by_client(context.partition_keys).items():
+            raw = warehouse.totals(
+                "meta_insights",
+                ("spend", "impressions", "clicks"),
+                {"client_id": client_id, "date": days},
+                group_by=("date",),
+            )
+            raw_by_day = {r["date"]: r for r in raw.to_dict("records")}
+            daily = warehouse.read("daily_kpi_data", {"client_id": client_id, "date": days})
+            for row in daily.to_dict("records"):
+                compared += 1
+                sums = raw_by_day.get(row["date"], {})
+                for stored, summed in (
+                    ("total_spend", "spend"),
+                    ("total_impressions", "impressions"),
+                    ("total_clicks", "clicks"),
+                ):
+                    expected = sums.get(summed) or 0
+                    if row[stored] != expected:
+                        offending.append(
+                            {
+                                "client": client_id,
+                                "date": str(row["date"]),
+                                "column": stored,
+                                "daily": row[stored],
+                                "sum_of_insights": expected,
+                            }
+                        )
+        return result(not offending, offending, days_compared=compared)
+
+    @asset_check(
+        asset=daily_kpi_data,
+        name=names.COMPLETENESS,
+        description="Every configured client has a row for every day of the checked history "
+        "up to its local yesterday; reports the completeness % and the missing pairs.",
+    )
+    def daily_kpi_completeness(
+        warehouse: WarehouseResource, clock: ClockResource, checks: CheckSettings
+    ):
+        now = clock.now()
+        expected = present = 0
+        missing = []
+        for client in catalog.clients:
+            try:
+                yesterday = local_today(now, client_timezone(client, warehouse)) - timedelta(days=1)
+            except ValueError:
+                yesterday = now.date() - timedelta(days=1)
+            start = max(
+                catalog.partitions.history_start,
+                yesterday - timedelta(days=checks.completeness_days - 1),
+            )
+            days = Period(start, yesterday).days()
+            stored = set(
+                warehouse.read(
+                    "daily_kpi_data", {"client_id": client.id, "platform": PLATFORM, "date": days}
+                )["date"]
+            )
+            expected += len(days)
+            present += len(stored)
+            missing += [{"client": client.id, "date": str(d)} for d in days if d not in stored]
+        pct = round(100.0 * present / expected, 3) if expected else 100.0
+        return result(
+            pct >= checks.completeness_target_pct,
+            missing,
+            completeness_pct=MetadataValue.float(pct),
+            days_expected=expected,
+            days_present=present,
+            target_pct=checks.completeness_target_pct,
+        )
+
+    @asset_check(
+        asset=daily_kpi_data,
+        name=names.FRESHNESS,
+        description="Each client's latest stored day is its local yesterday once the set hour "
+        "after that day's end has passed (the day before until then).",
+    )
+    def daily_kpi_freshness(
+        warehouse: WarehouseResource, clock: ClockResource, checks: CheckSettings
+    ):
+        now = clock.now()
+        stale = []
+        for client in catalog.clients:
+            try:
+                tz = client_timezone(client, warehouse)
+            except ValueError:
+                stale.append({"client": client.id, "latest_date": "never collected", "due": "-"})
+                continue
+            local = now.astimezone(ZoneInfo(tz))
+            settled = local.hour >= checks.daily_fresh_by_hour
+            due = local.date() - timedelta(days=1 if settled else 2)
+            newest = warehouse.latest("daily_kpi_data", "date", {"client_id": client.id})
+            if newest is None or newest < due:
+                stale.append({"client": client.id, "latest_date": str(newest), "due": str(due)})
+        return result(
+            not stale,
+            stale,
+            severity=AssetCheckSeverity.ERROR,
+            clients_checked=len(catalog.clients),
+        )
+
+    return [daily_kpi_quality, daily_kpi_consistency, daily_kpi_completeness, daily_kpi_freshness]

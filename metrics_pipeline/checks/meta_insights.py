@@ -1,0 +1,30 @@
+"""Checks on meta_insights: the raw rows are sane before anything is derived from them."""
+
+from dagster import AssetCheckExecutionContext, asset_check
+
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.checks import names
+from metrics_pipeline.checks.quality import judge_insight_rows
+from metrics_pipeline.checks.report import result
+from metrics_pipeline.partitions import dates_by_client
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+def build_meta_insights_checks(catalog: Catalog, meta_insights) -> list:
+    @asset_check(
+        asset=meta_insights,
+        name=names.QUALITY,
+        partitions_def=catalog.partitions.daily,
+        blocking=True,
+        description="No negative or non-numeric metric; clicks never above impressions. "
+        "Blocks daily_kpi_data in the same run when it fails.",
+    )
+    def meta_insights_quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        findings, rows_checked = [], 0
+        for client_id, days in dates_by_client(context.partition_keys).items():
+            rows = warehouse.read("meta_insights", {"client_id": client_id, "date": days})
+            rows_checked += len(rows)
+            findings += judge_insight_rows(rows.to_dict("records"))
+        return result(not findings, [f.as_row() for f in findings], rows_checked=rows_checked)
+
+    return [meta_insights_quality]

@@ -1,0 +1,127 @@
+"""Consistency and freshness of the stores derived from daily_kpi_data."""
+
+from datetime import timedelta
+
+from dagster import AssetCheckExecutionContext, asset_check
+
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.checks import names
+from metrics_pipeline.checks.consistency import daily_sums, mismatches
+from metrics_pipeline.checks.report import result
+from metrics_pipeline.checks.settings import CheckSettings
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.partitions import dates_by_client
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
+    partitions = (
+        catalog.partitions.weekly if summary_type == "weekly" else (catalog.partitions.monthly)
+    )
+
+    @asset_check(
+        asset=summary_asset,
+        name=names.CONSISTENCY,
+        partitions_def=partitions,
+        blocking=True,
+        description=f"Every {summary_type} summary equals the database's sum of its days in "
+        "daily_kpi_data, to the cent.",
+    )
+    def summary_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        offending, compared = [], 0
+        for client_id, starts in dates_by_client(context.partition_keys).items():
+            stored = warehouse.read(
+                "campaign_summaries",
+                {"client_id": client_id, "summary_type": summary_type, "summary_date": starts},
+            )
+            missing = set(starts) - set(stored["summary_date"])
+            offending += [
+                {
+                    "client": client_id,
+                    "date": str(d),
+                    "column": "(row)",
+                    "stored": "missing",
+                    "sum_of_days": "-",
+                }
+                for d in sorted(missing)
+            ]
+            for row in stored.to_dict("records"):
+                compared += 1
+                expected = daily_sums(warehouse, client_id, row["summary_date"], row["period_end"])
+                offending += mismatches(
+                    row, expected, {"client": client_id, "date": str(row["summary_date"])}
+                )
+        return result(not offending, offending, summaries_compared=compared)
+
+    return summary_consistency
+
+
+def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> list:
+    @asset_check(
+        asset=cache,
+        name=names.CONSISTENCY,
+        partitions_def=catalog.partitions.clients,
+        blocking=True,
+        description="The cache equals the database's sum of the week-to-date daily rows.",
+    )
+    def cache_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        offending = []
+        for client_id in context.partition_keys:
+            for row in warehouse.read("current_week_cache", {"client_id": client_id}).to_dict(
+                "records"
+            ):
+                expected = daily_sums(
+                    warehouse, client_id, row["date_range_start"], row["date_range_end"]
+                )
+                offending += mismatches(
+                    row, expected, {"client": client_id, "date": str(row["date_range_end"])}
+                )
+        return result(not offending, offending, clients_compared=len(context.partition_keys))
+
+    @asset_check(
+        asset=cache,
+        name=names.FRESHNESS,
+        description="Every client's cache was refreshed within the allowed minutes.",
+    )
+    def cache_freshness(warehouse: WarehouseResource, clock: ClockResource, checks: CheckSettings):
+        now = clock.now()
+        limit = timedelta(minutes=checks.cache_max_age_minutes)
+        stale = []
+        for client in catalog.clients:
+            updated = warehouse.latest(
+                "current_week_cache", "last_updated", {"client_id": client.id}
+            )
+            if updated is not None and updated.tzinfo is None:
+                updated = updated.replace(tzinfo=now.tzinfo)
+            if updated is None or now - updated > limit:
+                stale.append(
+                    {"client": client.id, "date": str(now.date()), "last_updated": str(updated)}
+                )
+        return result(not stale, stale, max_age_minutes=checks.cache_max_age_minutes)
+
+    @asset_check(
+        asset=rollups,
+        name=names.CONSISTENCY,
+        partitions_def=catalog.partitions.clients,
+        blocking=True,
+        description="Every rollup window equals the database's sum of its daily rows.",
+    )
+    def rollups_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        offending = []
+        for client_id in context.partition_keys:
+            for row in warehouse.read("client_kpi_rollups", {"client_id": client_id}).to_dict(
+                "records"
+            ):
+                expected = daily_sums(warehouse, client_id, row["window_start"], row["window_end"])
+                offending += mismatches(
+                    row, expected, {"client": client_id, "date": row["rollup_window"]}
+                )
+        return result(not offending, offending, clients_compared=len(context.partition_keys))
+
+    return [
+        _summary_check(catalog, weekly, "weekly"),
+        _summary_check(catalog, monthly, "monthly"),
+        cache_consistency,
+        cache_freshness,
+        rollups_consistency,
+    ]
