@@ -8,10 +8,17 @@ from dagster import Definitions, EnvVar
 
 from metrics_pipeline.assets.campaign_summaries import build_campaign_summaries
 from metrics_pipeline.assets.client_kpi_rollups import build_client_kpi_rollups
+from metrics_pipeline.assets.collection_health import build_collection_health
 from metrics_pipeline.assets.current_week_cache import build_current_week_cache
 from metrics_pipeline.assets.daily_kpi_data import build_daily_kpi_data
 from metrics_pipeline.assets.meta_ad_objects import build_meta_ad_objects
 from metrics_pipeline.assets.meta_insights import build_meta_insights
+from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
+from metrics_pipeline.automation.gaps import build_gap_sensor
+from metrics_pipeline.automation.jobs import build_jobs
+from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
+from metrics_pipeline.automation.schedules import build_schedules
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.daily_kpi_data import build_daily_kpi_checks
 from metrics_pipeline.checks.meta_insights import build_meta_insights_checks
@@ -30,6 +37,7 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
     cache = build_current_week_cache(catalog, daily_kpi_data)
     rollups = build_client_kpi_rollups(catalog, daily_kpi_data)
     assets = [
+        build_collection_health(catalog),
         build_meta_ad_objects(catalog),
         meta_insights,
         daily_kpi_data,
@@ -57,6 +65,18 @@ def default_resources() -> dict:
         ),
         "warehouse": WarehouseResource(url=os.environ.get(WAREHOUSE_URL_ENV, "")),
         "clock": ClockResource(as_of=os.environ.get(AS_OF_ENV, "")),
+        "alerts": AlertNotifier(
+            webhook_url=os.environ.get("METRICS_ALERT_WEBHOOK_URL", ""),
+            smtp_host=os.environ.get("METRICS_ALERT_SMTP_HOST", ""),
+            smtp_port=int(os.environ.get("METRICS_ALERT_SMTP_PORT", "25")),
+            smtp_starttls=os.environ.get("METRICS_ALERT_SMTP_STARTTLS", "") == "true",
+            smtp_username=os.environ.get("METRICS_ALERT_SMTP_USERNAME", ""),
+            smtp_password=EnvVar("METRICS_ALERT_SMTP_PASSWORD")
+            if os.environ.get("METRICS_ALERT_SMTP_PASSWORD")
+            else "",
+            mail_from=os.environ.get("METRICS_ALERT_MAIL_FROM", "metrics-pipeline@localhost"),
+            mail_to=os.environ.get("METRICS_ALERT_MAIL_TO", ""),
+        ),
         "checks": CheckSettings(
             completeness_days=int(os.environ.get("METRICS_COMPLETENESS_DAYS", "90")),
             daily_fresh_by_hour=int(os.environ.get("METRICS_DAILY_FRESH_BY_HOUR", "6")),
@@ -67,8 +87,18 @@ def default_resources() -> dict:
 def build_definitions(catalog: Catalog | None = None, resources: dict | None = None) -> Definitions:
     catalog = catalog or build_catalog()
     assets, checks = build_assets(catalog)
+    collect_job, cache_job, health_job = build_jobs(catalog, checks)
     return Definitions(
-        assets=assets, asset_checks=checks, resources=resources or default_resources()
+        assets=assets,
+        asset_checks=checks,
+        jobs=[collect_job, cache_job, health_job],
+        schedules=build_schedules(catalog, collect_job, cache_job, health_job),
+        sensors=[
+            build_gap_sensor(catalog, collect_job),
+            build_check_alert_sensor(),
+            run_failure_alert_sensor,
+        ],
+        resources=resources or default_resources(),
     )
 
 

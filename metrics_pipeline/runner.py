@@ -19,12 +19,11 @@ from dagster import (
     materialize,
 )
 
+from metrics_pipeline.automation.jobs import history_check_keys
 from metrics_pipeline.catalog import Catalog
-from metrics_pipeline.checks import names
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
 from metrics_pipeline.partitions import DATE
 
-HISTORY_CHECKS = (names.COMPLETENESS, names.FRESHNESS)
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
@@ -60,7 +59,7 @@ class WindowOutcome:
         return [f"{s.stage}: {e}" for s in self.stages for e in s.errors]
 
 
-def _blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
+def client_blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
     """Selected clients as runs of neighbours in partition order (one key range each)."""
     blocks: list[list[str]] = []
     previous = None
@@ -146,9 +145,8 @@ def _run(
     # freshness) run on their own schedule.
     history_checks = [
         key
-        for checks in defs.asset_checks or []
-        for key in checks.check_keys
-        if key.asset_key in selection and key.name in HISTORY_CHECKS
+        for key in history_check_keys(list(defs.asset_checks or []))
+        if key.asset_key in selection
     ]
     targets = AssetSelection.assets(*selection) - AssetSelection.checks(*history_checks)
     result = materialize(
@@ -221,7 +219,7 @@ def materialize_window(
             f"{client_id}|{last}",
         ):
             collected.add(client_id)
-    blocks = _blocks(catalog.client_ids, collected)
+    blocks = client_blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
         ("campaign_summaries/monthly", MONTHLY, catalog.partitions.monthly, month_start),

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from dagster import BetaWarning, DagsterInstance, PreviewWarning
 
+from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
@@ -117,6 +118,7 @@ def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dic
         "warehouse": WarehouseResource(url=warehouse_url),
         "clock": ClockResource(as_of=NOW.isoformat()),
         "checks": CheckSettings(),
+        "alerts": AlertNotifier(),
     }
 
 

@@ -44,4 +44,5 @@ def test_every_store_is_an_asset_in_the_graph():
         "campaign_summaries/monthly",
         "current_week_cache",
         "client_kpi_rollups",
+        "collection_health",
     }

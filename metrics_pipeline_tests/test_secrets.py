@@ -9,13 +9,12 @@ from datetime import timedelta
 from dagster import EnvVar
 from dagster._serdes import serialize_value
 
-from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline.warehouse.resource import WarehouseResource
-from metrics_pipeline_tests.conftest import NOW
+from metrics_pipeline_tests.conftest import NOW, make_resources
 from metrics_pipeline_tests.helpers import TABLES
 
 
@@ -31,20 +30,15 @@ def test_secrets_appear_nowhere_after_a_failed_run(
     with SandboxServer(world, now=NOW, access_token=token, app_secret=secret) as sandbox:
         sandbox.inject("transient", count=2, route="insights")
         sandbox.inject("auth", count=-1, route="insights", account="1000000004")
-        defs = build_definitions(
-            catalog,
-            {
-                "meta": MetaAdsResource(
-                    access_token=EnvVar("META_ACCESS_TOKEN"),
-                    app_secret=EnvVar("META_APP_SECRET"),
-                    base_url=sandbox.url,
-                    backoff_base_seconds=0.05,
-                    backoff_max_seconds=0.1,
-                ),
-                "warehouse": WarehouseResource(url=url),
-                "clock": ClockResource(as_of=NOW.isoformat()),
-            },
+        resources = make_resources(sandbox.url, url)
+        resources["meta"] = MetaAdsResource(
+            access_token=EnvVar("META_ACCESS_TOKEN"),
+            app_secret=EnvVar("META_APP_SECRET"),
+            base_url=sandbox.url,
+            backoff_base_seconds=0.05,
+            backoff_max_seconds=0.1,
         )
+        defs = build_definitions(catalog, resources)
         outcome = materialize_window(
             defs, catalog, instance, NOW.date() - timedelta(days=4), NOW.date() - timedelta(days=2)
         )

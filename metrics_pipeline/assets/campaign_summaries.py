@@ -21,6 +21,11 @@ from dagster import (
 )
 
 from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.assets.freshness import (
+    MONTHLY_FRESHNESS,
+    REFRESH_WHEN_DAYS_CHANGE,
+    WEEKLY_FRESHNESS,
+)
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period, month_of, week_of
@@ -50,6 +55,8 @@ def _build_summary(
         deps=[AssetDep(daily_kpi_data, partition_mapping=DAYS_OF_PERIOD)],
         group_name="kpis",
         kinds={"pandas", "sql"},
+        freshness_policy=WEEKLY_FRESHNESS if summary_type == "weekly" else MONTHLY_FRESHNESS,
+        automation_condition=REFRESH_WHEN_DAYS_CHANGE,
         description=f"{summary_type.capitalize()} totals, conversion metrics, average CPA and "
         "per-campaign totals per client, summed from daily_kpi_data.",
     )

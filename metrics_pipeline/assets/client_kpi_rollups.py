@@ -14,6 +14,7 @@ from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 from metrics_pipeline.assets.accounts import client_timezone
 from metrics_pipeline.assets.current_week_cache import ALL_DAYS_OF_CLIENT
 from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.assets.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
@@ -28,6 +29,8 @@ from metrics_pipeline.domain.periods import (
 )
 from metrics_pipeline.domain.summaries import PeriodSummary, summarize_days
 from metrics_pipeline.warehouse.resource import WarehouseResource
+
+ROLLUP_WINDOWS = ("month_to_date", "last_7_days", "last_14_days", "last_30_days", "previous_month")
 
 
 def rollup_windows(today: date) -> dict[str, Period]:
@@ -80,6 +83,8 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         deps=[AssetDep(daily_kpi_data, partition_mapping=ALL_DAYS_OF_CLIENT)],
         group_name="serving",
         kinds={"pandas", "sql"},
+        freshness_policy=DAILY_FRESHNESS,
+        automation_condition=REFRESH_WHEN_DAYS_CHANGE,
         description="Per client: month-to-date, last 7/14/30 days, previous month, "
         "end-of-month projection and pacing against budget and conversion targets.",
     )

@@ -14,6 +14,7 @@ from dagster import (
 
 from metrics_pipeline.assets.accounts import client_timezone
 from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.assets.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period, local_today, week_start
@@ -31,6 +32,8 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         deps=[AssetDep(daily_kpi_data, partition_mapping=ALL_DAYS_OF_CLIENT)],
         group_name="serving",
         kinds={"pandas", "sql"},
+        freshness_policy=CACHE_FRESHNESS,
+        automation_condition=REFRESH_WHEN_DAYS_CHANGE,
         description="Week-to-date stats, conversion metrics and per-campaign rows per client, "
         "today included and marked provisional.",
     )

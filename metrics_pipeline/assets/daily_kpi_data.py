@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
+from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
@@ -52,6 +53,7 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
         deps=[AssetDep(meta_insights)],
         group_name="kpis",
         kinds={"pandas", "sql"},
+        freshness_policy=DAILY_FRESHNESS,
         description="Daily KPIs per client from meta_insights only: totals, conversion metrics "
         "from the client's action mapping, ratios of sums, per-campaign breakdown, lineage.",
     )

@@ -3,18 +3,30 @@
 from datetime import datetime
 from typing import Any
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, asset
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Failure,
+    Jitter,
+    MaterializeResult,
+    RetryPolicy,
+    asset,
+)
 
 from metrics_pipeline.assets.accounts import resolve_account
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.money import cents_to_decimal, minor_units_to_cents
 from metrics_pipeline.meta.client import CallSite
-from metrics_pipeline.meta.errors import MetaApiError
+from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 META_POOL = "meta_api"
+# A step retry after the client's own time budget ran out: Meta stayed throttled or down.
+META_RETRY_POLICY = RetryPolicy(
+    max_retries=2, delay=300, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+)
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -32,6 +44,7 @@ def build_meta_ad_objects(catalog: Catalog):
         group_name="meta",
         kinds={"python", "sql"},
         pool=META_POOL,
+        retry_policy=META_RETRY_POLICY,
         description="Campaign -> ad set -> ad hierarchy of each client's ad account, deleted "
         "and archived objects included; budgets converted from minor units.",
     )
@@ -76,7 +89,7 @@ def build_meta_ad_objects(catalog: Catalog):
                             }
                         )
             except MetaApiError as exc:
-                raise Failure(description=str(exc), allow_retries=False) from None
+                raise Failure(description=str(exc), allow_retries=exc.kind in RETRYABLE) from None
             counts[client.id] = warehouse.replace(
                 "meta_ad_objects", [{"client_id": client.id}], rows
             )

@@ -3,12 +3,13 @@
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
 from metrics_pipeline.assets.accounts import resolve_account
-from metrics_pipeline.assets.meta_ad_objects import META_POOL
+from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
+from metrics_pipeline.assets.meta_ad_objects import META_POOL, META_RETRY_POLICY
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import local_today
-from metrics_pipeline.meta.errors import MetaApiError
+from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.parsing import parse_insight_rows
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
@@ -23,6 +24,8 @@ def build_meta_insights(catalog: Catalog):
         group_name="meta",
         kinds={"python", "sql"},
         pool=META_POOL,
+        retry_policy=META_RETRY_POLICY,
+        freshness_policy=DAILY_FRESHNESS,
         description="Ad-level daily insights by country for every status (deleted and archived "
         "included), with each action and action value as returned, per attribution window.",
     )
@@ -36,6 +39,7 @@ def build_meta_insights(catalog: Catalog):
         now = clock.now()
         written: list[tuple[str, object]] = []
         failures: list[str] = []
+        retryable = False
         rows_by_client: dict[str, int] = {}
         for client_id, days in dates_by_client(context.partition_keys).items():
             client = catalog.client(client_id)
@@ -94,6 +98,7 @@ def build_meta_insights(catalog: Catalog):
                     written += [(client.id, d) for d in good]
             except MetaApiError as exc:
                 failures.append(str(exc))
+                retryable = retryable or exc.kind in RETRYABLE
         return finish(
             context,
             written,
@@ -103,6 +108,7 @@ def build_meta_insights(catalog: Catalog):
                 "rows": sum(rows_by_client.values()),
                 "partitions": len(written),
             },
+            retryable=retryable,
         )
 
     return meta_insights

@@ -16,7 +16,10 @@ def finish(
     written: list[tuple[str, object]],
     failures: list[str],
     metadata: Mapping[str, object],
+    retryable: bool = False,
 ) -> MaterializeResult:
+    """Success, or a Failure that Dagster retries only when retrying can help (`retryable`:
+    Meta stayed throttled or unavailable past the client's own time budget)."""
     if not failures:
         return MaterializeResult(metadata=dict(metadata))
     for client_id, day in written:
@@ -31,6 +34,7 @@ def finish(
         f" (+{len(failures) - 20} more)" if len(failures) > 20 else ""
     )
     raise Failure(
+        allow_retries=retryable,
         description=f"{len(failures)} problem(s): {summary}",
         metadata={"problems": "\n".join(failures), "partitions_written": len(written)},
     )

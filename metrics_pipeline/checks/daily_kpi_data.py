@@ -37,7 +37,8 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
     )
     def daily_kpi_quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         verdicts = []
-        for client_id, days in dates_by_client(context.partition_keys).items():
+        covered = dates_by_client(context.partition_keys)
+        for client_id, days in covered.items():
             quality = catalog.client(client_id).quality
             rows = warehouse.read("daily_kpi_data", {"client_id": client_id, "date": days})
             verdicts += [judge_day(row, quality) for row in rows.to_dict("records")]
@@ -55,6 +56,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
         return result(
             not findings,
             findings,
+            covered=covered,
             days_checked=len(verdicts),
             quality_score=min(scores) if scores else 100,
             mean_quality_score=round(sum(scores) / len(scores), 1) if scores else 100.0,
@@ -70,7 +72,8 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
     )
     def daily_kpi_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         offending, compared = [], 0
-        for client_id, days in dates_by_client(context.partition_keys).items():
+        covered = dates_by_client(context.partition_keys)
+        for client_id, days in covered.items():
             raw = warehouse.totals(
                 "meta_insights",
                 ("spend", "impressions", "clicks"),
@@ -98,7 +101,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
                                 "sum_of_insights": expected,
                             }
                         )
-        return result(not offending, offending, days_compared=compared)
+        return result(not offending, offending, covered=covered, days_compared=compared)
 
     @asset_check(
         asset=daily_kpi_data,
@@ -111,7 +114,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
     ):
         now = clock.now()
         expected = present = 0
-        missing = []
+        missing, covered = [], {}
         for client in catalog.clients:
             try:
                 yesterday = local_today(now, client_timezone(client, warehouse)) - timedelta(days=1)
@@ -122,6 +125,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
                 yesterday - timedelta(days=checks.completeness_days - 1),
             )
             days = Period(start, yesterday).days()
+            covered[client.id] = days
             stored = set(
                 warehouse.read(
                     "daily_kpi_data", {"client_id": client.id, "platform": PLATFORM, "date": days}
@@ -134,6 +138,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
         return result(
             pct >= checks.completeness_target_pct,
             missing,
+            covered=covered,
             completeness_pct=MetadataValue.float(pct),
             days_expected=expected,
             days_present=present,
@@ -150,22 +155,33 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
         warehouse: WarehouseResource, clock: ClockResource, checks: CheckSettings
     ):
         now = clock.now()
-        stale = []
+        stale, covered = [], {}
         for client in catalog.clients:
+            covered[client.id] = ["latest"]
             try:
                 tz = client_timezone(client, warehouse)
             except ValueError:
-                stale.append({"client": client.id, "latest_date": "never collected", "due": "-"})
+                stale.append(
+                    {"client": client.id, "date": "latest", "latest_date": "never", "due": "-"}
+                )
                 continue
             local = now.astimezone(ZoneInfo(tz))
             settled = local.hour >= checks.daily_fresh_by_hour
             due = local.date() - timedelta(days=1 if settled else 2)
             newest = warehouse.latest("daily_kpi_data", "date", {"client_id": client.id})
             if newest is None or newest < due:
-                stale.append({"client": client.id, "latest_date": str(newest), "due": str(due)})
+                stale.append(
+                    {
+                        "client": client.id,
+                        "date": "latest",
+                        "latest_date": str(newest),
+                        "due": str(due),
+                    }
+                )
         return result(
             not stale,
             stale,
+            covered=covered,
             severity=AssetCheckSeverity.ERROR,
             clients_checked=len(catalog.clients),
         )

@@ -21,10 +21,13 @@ def build_meta_insights_checks(catalog: Catalog, meta_insights) -> list:
     )
     def meta_insights_quality(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         findings, rows_checked = [], 0
-        for client_id, days in dates_by_client(context.partition_keys).items():
+        covered = dates_by_client(context.partition_keys)
+        for client_id, days in covered.items():
             rows = warehouse.read("meta_insights", {"client_id": client_id, "date": days})
             rows_checked += len(rows)
             findings += judge_insight_rows(rows.to_dict("records"))
-        return result(not findings, [f.as_row() for f in findings], rows_checked=rows_checked)
+        return result(
+            not findings, [f.as_row() for f in findings], covered=covered, rows_checked=rows_checked
+        )
 
     return [meta_insights_quality]

@@ -26,11 +26,16 @@ def result(
     passed: bool,
     offending: Sequence[Mapping[str, Any]],
     *,
+    covered: Mapping[str, Sequence[Any]] | None = None,
     severity: AssetCheckSeverity = AssetCheckSeverity.ERROR,
     description: str | None = None,
     **figures: Any,
 ) -> AssetCheckResult:
+    """A check result; `covered` ({client: [dates or labels]}) lets alerts tell a recovery."""
     metadata: dict[str, Any] = {
+        "covered": MetadataValue.json(
+            {client: sorted(str(d) for d in days) for client, days in (covered or {}).items()}
+        ),
         "offending_count": len(offending),
         "offending_rows": MetadataValue.md(markdown_table(list(offending))),
         # Machine-readable for alerts: the first rows, each naming client and date.

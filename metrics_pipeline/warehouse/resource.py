@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
-from sqlalchemy import Engine, Table, and_, create_engine, event, func, select
+from sqlalchemy import Engine, Table, and_, create_engine, event, func, select, true
 from sqlalchemy.engine import make_url
 
 from metrics_pipeline.warehouse import schema
@@ -69,6 +69,8 @@ def _engine(url: str) -> Engine:
 
 
 def _where(table: Table, scope: Scope):
+    if not scope:
+        return true()  # the whole table
     clauses = []
     for column, value in scope.items():
         if isinstance(value, list | tuple | set | frozenset):

@@ -197,3 +197,19 @@ client_kpi_rollups = Table(
     Column("reservation_progress_pct", RATIO),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+collection_health = Table(
+    "collection_health",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("client_name", Text),
+    Column("successful_days", Integer, nullable=False),
+    Column("failed_days", Integer, nullable=False),
+    Column("missing_days", Integer, nullable=False),
+    Column("missing_dates", Text, nullable=False),
+    Column("completeness_pct", Numeric(7, 2), nullable=False),
+    Column("last_collected_at", DateTime(timezone=True)),
+    Column("next_collection_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,24 @@
+"""How fresh each store must be, and when derived stores refresh themselves."""
+
+from datetime import timedelta
+
+from dagster import AutomationCondition, FreshnessPolicy
+
+# Yesterday is collected a couple of hours after it ends in the account's timezone; 30 hours
+# leaves room for the furthest timezones and a retry.
+DAILY_FRESHNESS = FreshnessPolicy.time_window(
+    fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)
+)
+WEEKLY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(days=8))
+MONTHLY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(days=32))
+CACHE_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(minutes=15))
+
+# A period, cache or rollup is rebuilt when any of its days in daily_kpi_data changed, once
+# nothing upstream is still running and the blocking checks of those days passed: bad days
+# never flow up.
+REFRESH_WHEN_DAYS_CHANGE = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+    & AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("refresh when its days change")

@@ -1,0 +1,33 @@
+"""Alerts on failed runs, through the same channels as check alerts."""
+
+from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+
+from metrics_pipeline.automation.notifier import AlertNotifier
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def describe_failed_run(context: RunFailureSensorContext) -> tuple[str, str]:
+    run = context.dagster_run
+    tags = run.tags
+    partitions = tags.get("dagster/partition") or (
+        f"{tags[RANGE_START]} .. {tags[RANGE_END]}" if RANGE_START in tags else "-"
+    )
+    steps = [e.message for e in context.get_step_failure_events()] or [
+        context.failure_event.message or "run failed"
+    ]
+    body = "\n".join([f"partitions: {partitions}", *steps])
+    return f"Run failed: {run.job_name} ({run.run_id[:8]})", body
+
+
+@run_failure_sensor(
+    name="run_failure_alert_sensor",
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Sends every failed run, with its partitions and errors, to the alert channels.",
+)
+def run_failure_alert_sensor(context: RunFailureSensorContext, alerts: AlertNotifier):
+    subject, body = describe_failed_run(context)
+    if alerts.enabled:
+        alerts.send(subject, body)
+    context.log.info(f"{subject}\n{body}")
