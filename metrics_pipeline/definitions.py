@@ -95,7 +95,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
         schedules=build_schedules(catalog, collect_job, cache_job, health_job),
         sensors=[
             build_gap_sensor(catalog, collect_job),
-            build_check_alert_sensor(),
+            build_check_alert_sensor([key for c in checks for key in c.check_keys]),
             run_failure_alert_sensor,
         ],
         resources=resources or default_resources(),

@@ -1,9 +1,9 @@
 """Alerts on asset-check results: each NEW failure once, and one message on recovery.
 
-The sensor reads check evaluations from the event log after its cursor. A failing check's
-offending rows name (client, date); those pairs are remembered in the cursor. A later
-evaluation of the same check that covers a remembered pair without naming it again is a
-recovery. Freshness and completeness failures arrive the same way, as checks.
+The sensor reads each check's new evaluations (its cursor keeps the last one seen). A
+failing check's offending rows name (client, date); those pairs are remembered in the
+cursor. A later evaluation of the same check that covers a remembered pair without naming
+it again is a recovery. Freshness and completeness failures arrive the same way, as checks.
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
-    DagsterEventType,
+    AssetCheckKey,
     DefaultSensorStatus,
-    EventRecordsFilter,
     SensorEvaluationContext,
     SkipReason,
     sensor,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from metrics_pipeline.automation.notifier import AlertNotifier
 
 MAX_EVENTS_PER_TICK = 500
+DONE = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
 
 @dataclass(frozen=True)
@@ -41,26 +42,61 @@ def _metadata_value(metadata: dict, name: str, default: Any) -> Any:
     return default if entry is None else getattr(entry, "value", entry)
 
 
-def read_outcomes(records: Iterable) -> list[CheckOutcome]:
-    outcomes = []
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        metadata = dict(evaluation.metadata or {})
-        figures = {
-            k: getattr(v, "value", v)
-            for k, v in metadata.items()
-            if k not in ("offending_rows", "offending_json", "covered")
-        }
-        outcomes.append(
-            CheckOutcome(
-                check=f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
-                passed=evaluation.passed,
-                offending=list(_metadata_value(metadata, "offending_json", []) or []),
-                covered=dict(_metadata_value(metadata, "covered", {}) or {}),
-                figures=figures,
-            )
+def outcome_of(evaluation) -> CheckOutcome:
+    """An AssetCheckEvaluation as the alerting reads it."""
+    metadata = dict(evaluation.metadata or {})
+    figures = {
+        k: getattr(v, "value", v)
+        for k, v in metadata.items()
+        if k not in ("offending_rows", "offending_json", "covered")
+    }
+    return CheckOutcome(
+        check=f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}",
+        passed=evaluation.passed,
+        offending=list(_metadata_value(metadata, "offending_json", []) or []),
+        covered=dict(_metadata_value(metadata, "covered", {}) or {}),
+        figures=figures,
+    )
+
+
+def _running(instance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and not run.is_finished
+
+
+def new_evaluations(
+    instance, check_keys: Iterable[AssetCheckKey], seen: dict[str, int]
+) -> tuple[list, dict[str, int]]:
+    """Check evaluations newer than `seen` (last execution id per check), oldest first.
+
+    Reads each check's execution history, which works on every event log storage (the
+    embedded SQLite one is sharded by run, so one global event cursor would not).
+    """
+    seen = dict(seen)
+    found: list[tuple[float, int, object]] = []
+    for key in check_keys:
+        name = key.to_user_string()
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=MAX_EVENTS_PER_TICK
         )
-    return outcomes
+        done = [r for r in records if r.status in DONE and r.event is not None]
+        fresh = [r for r in done if r.id > seen.get(name, 0)]
+        planned = [
+            r.id
+            for r in records
+            if r.status not in DONE and r.id > seen.get(name, 0) and _running(instance, r.run_id)
+        ]
+        if done:
+            # Stop short of a check still running, so its result is read once it lands.
+            newest = max(r.id for r in done)
+            seen[name] = min(newest, min(planned) - 1) if planned else newest
+        unique = {}
+        for record in fresh:  # a ranged check run may be recorded once per partition
+            unique.setdefault((record.run_id, record.event.timestamp), record)
+        for record in unique.values():
+            evaluation = record.event.dagster_event.event_specific_data
+            found.append((record.event.timestamp, record.id, evaluation))
+    return [e for _, _, e in sorted(found, key=lambda item: item[:2])], seen
 
 
 def _item(check: str, row: dict[str, Any]) -> str:
@@ -101,7 +137,7 @@ def evaluate(
     return messages, failing
 
 
-def build_check_alert_sensor(minimum_interval_seconds: int = 60):
+def build_check_alert_sensor(check_keys: list[AssetCheckKey], minimum_interval_seconds: int = 60):
     @sensor(
         name="check_alert_sensor",
         minimum_interval_seconds=minimum_interval_seconds,
@@ -110,23 +146,16 @@ def build_check_alert_sensor(minimum_interval_seconds: int = 60):
         "the configured webhook and email.",
     )
     def check_alert_sensor(context: SensorEvaluationContext, alerts: AlertNotifier):
-        state = json.loads(context.cursor) if context.cursor else {"after": 0, "failing": {}}
-        records = context.instance.get_event_records(
-            EventRecordsFilter(
-                event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
-                after_cursor=state["after"] or None,
-            ),
-            limit=MAX_EVENTS_PER_TICK,
-            ascending=True,
-        )
-        if not records:
-            return SkipReason("no new check results")
-        messages, failing = evaluate(read_outcomes(records), state["failing"])
+        state = json.loads(context.cursor) if context.cursor else {"seen": {}, "failing": {}}
+        evaluations, seen = new_evaluations(context.instance, check_keys, state["seen"])
+        messages, failing = evaluate([outcome_of(e) for e in evaluations], state["failing"])
         for subject, body in messages:
             if alerts.enabled:
                 alerts.send(subject, body)
             context.log.info(f"{subject}\n{body}")
-        context.update_cursor(json.dumps({"after": records[-1].storage_id, "failing": failing}))
+        context.update_cursor(json.dumps({"seen": seen, "failing": failing}))
+        if not evaluations:
+            return SkipReason("no new check results")
         return SkipReason(f"{len(messages)} alert(s) sent" if messages else "nothing new")
 
     return check_alert_sensor
