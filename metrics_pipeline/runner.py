@@ -20,6 +20,7 @@ from dagster import (
 )
 
 from metrics_pipeline.automation.jobs import history_check_keys
+from metrics_pipeline.automation.run_alerts import step_error
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
 from metrics_pipeline.partitions import DATE
@@ -122,15 +123,6 @@ def _account_timezones(defs: Definitions) -> dict[str, str]:
     return dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
 
 
-def _root_message(error) -> str:
-    """The innermost cause of a step failure: the message a person can act on."""
-    if error is None:
-        return "step failed"
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
-
-
 def _run(
     defs: Definitions,
     instance: DagsterInstance,
@@ -158,9 +150,7 @@ def _run(
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         raise_on_error=False,
     )
-    errors = [
-        _root_message(event.step_failure_data.error) for event in result.get_step_failure_events()
-    ]
+    errors = [step_error(event) for event in result.get_step_failure_events()]
     return StageOutcome(stage, result.run_id, result.success, errors)
 
 

@@ -6,10 +6,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from dagster import AssetCheckKey, AssetKey, build_sensor_context
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    DagsterEventType,
+    build_run_status_sensor_context,
+    build_sensor_context,
+)
 
 from metrics_pipeline.automation.check_alerts import new_evaluations, outcome_of
 from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.catalog import build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
@@ -175,3 +182,31 @@ def test_freshness_fails_when_the_cache_is_older_than_15_minutes(setup, catalog,
             assert {r["client"] for r in result.offending} == {c.id for c in catalog.clients}
     days = days_between(*WINDOW)
     assert len(warehouse.read("daily_kpi_data")) == len(days) * len(catalog.clients)
+
+
+def test_a_failed_run_alerts_with_its_partitions_and_error(setup, catalog, instance):
+    sandbox, defs, _ = setup
+    sandbox.inject("permission", count=-1, route="insights", account="1000000002")
+    outcome = materialize_window(defs, catalog, instance, *WINDOW, client_ids=["canyon_lodge"])
+    assert not outcome.success
+    run = instance.get_run_by_id(outcome.stages[-1].run_id)
+    failure = next(
+        e
+        for e in instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE
+    )
+    with webhook_receiver() as (hook_url, posts):
+        context = build_run_status_sensor_context(
+            sensor_name="run_failure_alert_sensor",
+            dagster_event=failure.dagster_event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"alerts": AlertNotifier(webhook_url=hook_url)},
+        ).for_run_failure()
+        run_failure_alert_sensor(context)
+    assert len(posts) == 1
+    text = posts[0]["text"]
+    assert text.startswith(f"*Run failed: __ephemeral_asset_job__ ({run.run_id[:8]})")
+    assert f"partitions: canyon_lodge|{WINDOW[0]} .. canyon_lodge|{WINDOW[1]}" in text
+    assert "client 'canyon_lodge', account act_1000000002" in text
+    assert "(#200) Requires ads_read permission" in text

@@ -8,13 +8,26 @@ RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
+def step_error(event) -> str:
+    """What a person can act on: a Failure's description, else the innermost exception."""
+    data = event.step_failure_data
+    if data is None:
+        return event.message or "failed"
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    error = data.error
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else (event.message or "failed")
+
+
 def describe_failed_run(context: RunFailureSensorContext) -> tuple[str, str]:
     run = context.dagster_run
     tags = run.tags
     partitions = tags.get("dagster/partition") or (
         f"{tags[RANGE_START]} .. {tags[RANGE_END]}" if RANGE_START in tags else "-"
     )
-    steps = [e.message for e in context.get_step_failure_events()] or [
+    steps = [f"{e.step_key}: {step_error(e)}" for e in context.get_step_failure_events()] or [
         context.failure_event.message or "run failed"
     ]
     body = "\n".join([f"partitions: {partitions}", *steps])
