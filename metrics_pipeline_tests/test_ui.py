@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
@@ -25,6 +29,7 @@ from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW, make_instance,
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = ROOT / "artifacts" / "ui"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
 
 
 def _free_port() -> int:
@@ -33,10 +38,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _chromium(url: str, profile: Path, screenshot: Path | None = None) -> str:
-    command = [
-        CHROMIUM,
-        "--headless",
+def _browser():
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
         "--no-sandbox",
         "--disable-gpu",
         "--disable-quic",
@@ -44,21 +50,44 @@ def _chromium(url: str, profile: Path, screenshot: Path | None = None) -> str:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={profile}",
         "--window-size=1600,1000",
-        "--virtual-time-budget=25000",
-    ]
-    if screenshot is not None:
-        command.append(f"--screenshot={screenshot}")
-    else:
-        command.append("--dump-dom")
-    result = subprocess.run([*command, url], capture_output=True, text=True, timeout=180)
-    return result.stdout
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def _screenshot(browser, path: Path) -> None:
+    """Dismiss the UI's first-visit dialog (it can appear late), then save the page."""
+    quiet_since = time.monotonic()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and time.monotonic() - quiet_since < 3:
+        for button in browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']"):
+            button.click()
+            quiet_since = time.monotonic()
+        time.sleep(0.3)
+    browser.save_screenshot(str(path))
+
+
+def _open(browser, url: str, *texts: str) -> str:
+    """Load `url`, close the first-visit dialog, wait until every text is on the page."""
+    browser.get(url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        skip = browser.find_elements(By.XPATH, "//button[normalize-space()='Skip']")
+        for button in skip:
+            button.click()
+        page = browser.page_source
+        if not skip and all(text in page for text in texts):
+            time.sleep(1)  # let the last requests paint
+            return browser.page_source
+        time.sleep(0.5)
+    missing = [t for t in texts if t not in browser.page_source]
+    raise AssertionError(f"{url}: never showed {missing}")
 
 
 @pytest.fixture
 def ui(world, catalog, tmp_path):
-    if CHROMIUM is None:
+    if CHROMIUM is None or CHROMEDRIVER is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (.ci/run installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium chromium-driver)")
@@ -82,6 +111,8 @@ def ui(world, catalog, tmp_path):
             "METRICS_WAREHOUSE_URL": warehouse_url,
             "META_API_BASE_URL": sandbox.url,
             "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+            # Nothing launches behind the test: the UI shows what the test made.
+            "METRICS_AUTOMATION": "off",
         }
         server = subprocess.Popen(
             [
@@ -114,35 +145,54 @@ def ui(world, catalog, tmp_path):
                 time.sleep(1)
             else:
                 pytest.fail("dagster dev did not start within 180 s")
-            yield base, tmp_path / "chromium"
+            browser = _browser()
+            try:
+                yield base, browser
+            finally:
+                browser.quit()
         finally:
             os.killpg(server.pid, 15)
             server.wait(timeout=60)
 
 
 def test_the_ui_shows_the_graph_checks_and_partitions(ui):
-    base, profile = ui
+    base, browser = ui
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    graph = _chromium(f"{base}/asset-groups", profile)
-    for name in ("meta_insights", "daily_kpi_data", "current_week_cache", "client_kpi_rollups"):
-        assert name in graph, f"{name} not on the asset graph"
-    _chromium(f"{base}/asset-groups", profile, ARTIFACTS / "asset_graph.png")
+    _open(
+        browser,
+        f"{base}/assets",
+        "meta_ad_objects",
+        "meta_insights",
+        "daily_kpi_data",
+        "campaign_summaries",
+        "current_week_cache",
+        "client_kpi_rollups",
+        "collection_health",
+    )
+    _screenshot(browser, ARTIFACTS / "asset_catalog.png")
+    _open(
+        browser, f"{base}/asset-groups", "Global asset lineage", "meta", "kpis", "serving", "health"
+    )
+    _screenshot(browser, ARTIFACTS / "asset_graph.png")
 
-    partitions = _chromium(f"{base}/assets/daily_kpi_data?view=partitions", profile)
-    assert "harbour_view_hotel" in partitions
-    assert (NOW.date() - timedelta(days=5)).isoformat() in partitions
-    _chromium(
+    # 8 days x 4 clients were materialised before the UI started.
+    _open(
+        browser,
         f"{base}/assets/daily_kpi_data?view=partitions",
-        profile,
-        ARTIFACTS / "daily_kpi_data_partitions.png",
+        "harbour_view_hotel",
+        "sakura_ryokan",
+        (NOW.date() - timedelta(days=5)).isoformat(),
+        "Materialized (32)",
     )
+    _screenshot(browser, ARTIFACTS / "daily_kpi_data_partitions.png")
 
-    checks = _chromium(f"{base}/assets/daily_kpi_data?view=checks", profile)
-    for check in ("quality", "consistency", "completeness", "freshness"):
-        assert check in checks
-    _chromium(
+    _open(
+        browser,
         f"{base}/assets/daily_kpi_data?view=checks",
-        profile,
-        ARTIFACTS / "daily_kpi_data_checks.png",
+        "quality",
+        "consistency",
+        "completeness",
+        "freshness",
     )
-    assert (ARTIFACTS / "asset_graph.png").stat().st_size > 10_000
+    _screenshot(browser, ARTIFACTS / "daily_kpi_data_checks.png")
+    assert (ARTIFACTS / "daily_kpi_data_partitions.png").stat().st_size > 10_000

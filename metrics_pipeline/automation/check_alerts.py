@@ -15,7 +15,6 @@ from typing import Any
 
 from dagster import (
     AssetCheckKey,
-    DefaultSensorStatus,
     SensorEvaluationContext,
     SkipReason,
     sensor,
@@ -23,6 +22,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.automation.status import sensor_status
 
 MAX_EVENTS_PER_TICK = 500
 DONE = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
@@ -141,7 +141,7 @@ def build_check_alert_sensor(check_keys: list[AssetCheckKey], minimum_interval_s
     @sensor(
         name="check_alert_sensor",
         minimum_interval_seconds=minimum_interval_seconds,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=sensor_status(),
         description="Sends each new asset-check failure once, and once when it recovers, to "
         "the configured webhook and email.",
     )

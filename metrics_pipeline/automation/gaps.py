@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 from dagster import (
     AssetKey,
     DagsterRunStatus,
-    DefaultSensorStatus,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -18,6 +17,7 @@ from dagster import (
 )
 
 from metrics_pipeline.automation.schedules import client_zones, settled_yesterday
+from metrics_pipeline.automation.status import sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period
@@ -67,7 +67,7 @@ def build_gap_sensor(
         name="gap_backfill_sensor",
         job=collect_job,
         minimum_interval_seconds=600,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=sensor_status(),
         description=f"Every 10 minutes: (client, day) partitions of the last {history_days} "
         f"settled days with no daily_kpi_data (missing or failed) are backfilled, at most "
         f"{max_partitions} per tick, one ranged run per client and stretch of days.",

@@ -1,8 +1,9 @@
 """Alerts on failed runs, through the same channels as check alerts."""
 
-from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+from dagster import RunFailureSensorContext, run_failure_sensor
 
 from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.automation.status import sensor_status
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -36,7 +37,7 @@ def describe_failed_run(context: RunFailureSensorContext) -> tuple[str, str]:
 
 @run_failure_sensor(
     name="run_failure_alert_sensor",
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=sensor_status(),
     description="Sends every failed run, with its partitions and errors, to the alert channels.",
 )
 def run_failure_alert_sensor(context: RunFailureSensorContext, alerts: AlertNotifier):

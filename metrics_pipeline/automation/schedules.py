@@ -8,13 +8,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dagster import (
-    DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
     schedule,
 )
 
+from metrics_pipeline.automation.status import schedule_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.partitions import multi_key
 from metrics_pipeline.runner import RANGE_END, RANGE_START, client_blocks
@@ -57,7 +57,7 @@ def build_schedules(
         name="daily_collection_schedule",
         job=collect_job,
         cron_schedule="5 * * * *",
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=schedule_status(),
         description=f"Hourly: each client's yesterday, once {settle_hours}h of its today have "
         "passed in its own timezone (once per client and day).",
     )
@@ -80,7 +80,7 @@ def build_schedules(
         name="attribution_lookback_schedule",
         job=collect_job,
         cron_schedule="35 * * * *",
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=schedule_status(),
         description=f"Daily per client, after its yesterday settled: re-read the {lookback_days} "
         "days before yesterday as ONE ranged run, so late conversions reach every store.",
     )
@@ -113,7 +113,7 @@ def build_schedules(
         name="current_week_cache_schedule",
         job=cache_job,
         cron_schedule="*/15 * * * *",
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=schedule_status(),
         description="Every 15 minutes, for the clients whose local time is within the day.",
     )
     def current_week_cache_schedule(
@@ -138,7 +138,7 @@ def build_schedules(
         name="health_checks_schedule",
         job=health_job,
         cron_schedule="*/15 * * * *",
-        default_status=DefaultScheduleStatus.RUNNING,
+        default_status=schedule_status(),
         description="Every 15 minutes: completeness and freshness checks, collection_health.",
     )
     def health_checks_schedule(context: ScheduleEvaluationContext):

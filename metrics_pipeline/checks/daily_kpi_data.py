@@ -17,7 +17,7 @@ from metrics_pipeline.assets.daily_kpi_data import PLATFORM
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.quality import judge_day
-from metrics_pipeline.checks.report import result
+from metrics_pipeline.checks.report import record_partitions, result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period, local_today
@@ -53,6 +53,13 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
             )
         findings = [f.as_row() for v in verdicts for f in v.findings]
         scores = [v.score for v in verdicts]
+        record_partitions(
+            context,
+            daily_kpi_data.key,
+            names.QUALITY,
+            findings,
+            {(v.client_id, str(v.day)): v.score for v in verdicts},
+        )
         return result(
             not findings,
             findings,
@@ -101,6 +108,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
                                 "sum_of_insights": expected,
                             }
                         )
+        record_partitions(context, daily_kpi_data.key, names.CONSISTENCY, offending)
         return result(not offending, offending, covered=covered, days_compared=compared)
 
     @asset_check(

@@ -156,6 +156,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "-p",
                 str(args.ui_port),
             ]
+            # Schedules and sensors start switched off here: the UI shows them, and each can
+            # be switched on under Automation.
+            os.environ.setdefault("METRICS_AUTOMATION", "off")
             print(f"Starting the Dagster UI on http://127.0.0.1:{args.ui_port} (Ctrl-C stops)")
             try:
                 return subprocess.call(ui, env=os.environ.copy())  # noqa: S603
