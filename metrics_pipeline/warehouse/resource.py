@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
-from sqlalchemy import Engine, Table, and_, create_engine, event, func, select, true
+from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, select, true
 from sqlalchemy.engine import make_url
 
 from metrics_pipeline.warehouse import schema
+from metrics_pipeline.warehouse.locks import lock_partitions
+from metrics_pipeline.warehouse.versioning import ensure_schema
 
 WAREHOUSE_URL_ENV = "METRICS_WAREHOUSE_URL"
 _ENGINES: dict[str, Engine] = {}
@@ -53,7 +56,10 @@ def _engine(url: str) -> Engine:
             if parsed.get_backend_name() == "sqlite":
                 if parsed.database:
                     Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"timeout": 60})
+                # isolation_level=None hands transaction control to the listeners below, so
+                # every write transaction starts with BEGIN IMMEDIATE and takes the write
+                # lock up front: two writers queue instead of deadlocking on an upgrade.
+                engine = create_engine(url, connect_args={"timeout": 60}, isolation_level=None)
 
                 @event.listens_for(engine, "connect")
                 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -61,9 +67,14 @@ def _engine(url: str) -> Engine:
                     cursor.execute("PRAGMA journal_mode=WAL")
                     cursor.execute("PRAGMA busy_timeout=60000")
                     cursor.close()
+
+                @event.listens_for(engine, "begin")
+                def _begin_immediate(connection) -> None:
+                    reading = connection.info.get("read_only")
+                    connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-            schema.metadata.create_all(engine)
+            ensure_schema(engine)
             _ENGINES[url] = engine
         return engine
 
@@ -109,6 +120,13 @@ class WarehouseResource(ConfigurableResource):
     def engine(self) -> Engine:
         return _engine(self.resolved_url)
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reads: never takes SQLite's write lock."""
+        with self.engine.connect() as connection:
+            connection.info["read_only"] = True
+            yield connection
+
     def table(self, name: str) -> Table:
         return schema.metadata.tables[name]
 
@@ -128,6 +146,7 @@ class WarehouseResource(ConfigurableResource):
             for name, scopes, rows in writes
         ]
         with self.engine.begin() as connection:
+            lock_partitions(connection, [(t.name, scopes) for t, scopes, _ in prepared])
             for table, scopes, records in prepared:
                 for scope in scopes:
                     connection.execute(table.delete().where(_where(table, scope)))
@@ -146,7 +165,7 @@ class WarehouseResource(ConfigurableResource):
         query = query.where(_where(table, scope))
         if group_by:
             query = query.group_by(*(table.c[c] for c in group_by))
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             result = connection.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
@@ -154,7 +173,7 @@ class WarehouseResource(ConfigurableResource):
         """MAX(column) within scope, None when there is no row."""
         table = self.table(table_name)
         query = select(func.max(table.c[column])).where(_where(table, scope))
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return connection.execute(query).scalar()
 
     def read(
@@ -166,6 +185,6 @@ class WarehouseResource(ConfigurableResource):
             query = query.where(_where(table, scope))
         if order_by:
             query = query.order_by(*(table.c[c] for c in order_by))
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             result = connection.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

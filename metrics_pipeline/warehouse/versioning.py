@@ -1,0 +1,66 @@
+"""The warehouse's schema version: stamped on creation, migrated forward, never ignored.
+
+A pipeline that finds an older warehouse migrates it step by step inside one transaction;
+one that finds a newer warehouse (or an older one it has no migration for) refuses to
+write and says what to do, rather than writing into tables of another shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select
+
+from metrics_pipeline.warehouse import schema
+
+COMPONENT = "warehouse"
+# version -> function migrating a warehouse from that version to the next one.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+class WarehouseSchemaError(RuntimeError):
+    """The warehouse's tables are not the shape this pipeline writes."""
+
+
+def stored_version(connection: Connection) -> int | None:
+    table = schema.schema_info
+    if not inspect(connection).has_table(table.name):
+        return None
+    return connection.execute(
+        select(table.c.version).where(table.c.component == COMPONENT)
+    ).scalar()
+
+
+def ensure_schema(engine: Engine, target: int = schema.SCHEMA_VERSION) -> int:
+    """Create a new warehouse, or check and migrate an existing one; returns its version."""
+    with engine.begin() as connection:
+        existing = set(inspect(connection).get_table_names())
+        version = stored_version(connection)
+        data_tables = {t for t in schema.metadata.tables if t != schema.schema_info.name}
+        if version is None and existing & data_tables:
+            raise WarehouseSchemaError(
+                f"the warehouse at {engine.url.render_as_string(hide_password=True)} has "
+                f"tables ({', '.join(sorted(existing & data_tables))}) but no schema version; "
+                "point METRICS_WAREHOUSE_URL at an empty database or schema, or move those "
+                "tables away"
+            )
+        if version is not None and version > target:
+            raise WarehouseSchemaError(
+                f"the warehouse is at schema version {version}, newer than this pipeline's "
+                f"{target}; upgrade metrics_pipeline to the version that wrote it"
+            )
+        while version is not None and version < target:
+            migrate = MIGRATIONS.get(version)
+            if migrate is None:
+                raise WarehouseSchemaError(
+                    f"no migration from warehouse schema version {version} to {target}; "
+                    "export the data and recreate the warehouse, or install the release "
+                    f"that still reads version {version}"
+                )
+            migrate(connection)
+            version += 1
+        schema.metadata.create_all(connection)
+        table = schema.schema_info
+        connection.execute(table.delete().where(table.c.component == COMPONENT))
+        connection.execute(table.insert(), [{"component": COMPONENT, "version": target}])
+    return target
