@@ -82,7 +82,8 @@ def _postgres_schema_url() -> Iterator[str]:
     with engine.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        yield f"{base}?options=-csearch_path%3D{schema}"
+        # The schema doubles as the application name, so a test can find its own backends.
+        yield f"{base}?options=-csearch_path%3D{schema}&application_name={schema}"
     finally:
         with engine.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -13,8 +13,9 @@ from metrics_pipeline.warehouse.versioning import WarehouseSchemaError
 def _version(url: str) -> int:
     engine = sa.create_engine(url)
     with engine.connect() as connection:
-        value = connection.execute(sa.text(
-            "SELECT version FROM warehouse_schema WHERE component = 'warehouse'")).scalar()
+        value = connection.execute(
+            sa.text("SELECT version FROM warehouse_schema WHERE component = 'warehouse'")
+        ).scalar()
     engine.dispose()
     return value
 
@@ -38,8 +39,10 @@ def test_a_newer_warehouse_is_refused(tmp_path):
     other = f"sqlite:///{tmp_path}/./newer.sqlite"  # a fresh engine on the same file
     with pytest.raises(WarehouseSchemaError) as error:
         WarehouseResource(url=other).read("daily_kpi_data")
-    assert (f"schema version {SCHEMA_VERSION + 1}, newer than this pipeline's "
-            f"{SCHEMA_VERSION}; upgrade metrics_pipeline") in str(error.value)
+    assert (
+        f"schema version {SCHEMA_VERSION + 1}, newer than this pipeline's "
+        f"{SCHEMA_VERSION}; upgrade metrics_pipeline"
+    ) in str(error.value)
 
 
 def test_an_older_warehouse_without_a_migration_is_refused_with_instructions(tmp_path):
@@ -48,8 +51,7 @@ def test_an_older_warehouse_without_a_migration_is_refused_with_instructions(tmp
     _set_version(url, 0)
     with pytest.raises(WarehouseSchemaError) as error:
         WarehouseResource(url=f"sqlite:///{tmp_path}/./older.sqlite").read("daily_kpi_data")
-    assert f"no migration from warehouse schema version 0 to {SCHEMA_VERSION}" in str(
-        error.value)
+    assert f"no migration from warehouse schema version 0 to {SCHEMA_VERSION}" in str(error.value)
     assert _version(url) == 0  # nothing was changed
 
 

@@ -1,5 +1,6 @@
 """meta_ad_objects: every campaign, ad set and ad of each client's account, any status."""
 
+import os
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +24,17 @@ from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 META_POOL = "meta_api"
-# A step retry after the client's own time budget ran out: Meta stayed throttled or down.
-META_RETRY_POLICY = RetryPolicy(
-    max_retries=2, delay=300, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-)
+RETRY_DELAY_ENV = "METRICS_STEP_RETRY_DELAY_SECONDS"
+
+
+def meta_retry_policy() -> RetryPolicy:
+    """Step retries for the assets that call Meta: after the client's own time budget ran
+    out (Meta stayed throttled or down) or the database dropped mid-write. The first delay
+    (default 300 s) doubles, with jitter."""
+    delay = float(os.environ.get(RETRY_DELAY_ENV, "300"))
+    return RetryPolicy(
+        max_retries=2, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    )
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -44,7 +52,7 @@ def build_meta_ad_objects(catalog: Catalog):
         group_name="meta",
         kinds={"python", "sql"},
         pool=META_POOL,
-        retry_policy=META_RETRY_POLICY,
+        retry_policy=meta_retry_policy(),
         description="Campaign -> ad set -> ad hierarchy of each client's ad account, deleted "
         "and archived objects included; budgets converted from minor units.",
     )

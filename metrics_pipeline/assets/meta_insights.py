@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, as
 
 from metrics_pipeline.assets.accounts import resolve_account
 from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
-from metrics_pipeline.assets.meta_ad_objects import META_POOL, META_RETRY_POLICY
+from metrics_pipeline.assets.meta_ad_objects import META_POOL, meta_retry_policy
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
@@ -24,7 +24,7 @@ def build_meta_insights(catalog: Catalog):
         group_name="meta",
         kinds={"python", "sql"},
         pool=META_POOL,
-        retry_policy=META_RETRY_POLICY,
+        retry_policy=meta_retry_policy(),
         freshness_policy=DAILY_FRESHNESS,
         description="Ad-level daily insights by country for every status (deleted and archived "
         "included), with each action and action value as returned, per attribution window.",

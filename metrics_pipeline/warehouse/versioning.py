@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from metrics_pipeline.warehouse import schema
 
 COMPONENT = "warehouse"
+SCHEMA_LOCK = 727_001  # advisory lock key held while the schema is checked or changed
 # version -> function migrating a warehouse from that version to the next one.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
@@ -34,6 +35,9 @@ def stored_version(connection: Connection) -> int | None:
 def ensure_schema(engine: Engine, target: int = schema.SCHEMA_VERSION) -> int:
     """Create a new warehouse, or check and migrate an existing one; returns its version."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Two processes starting on an empty warehouse must not both create tables.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         existing = set(inspect(connection).get_table_names())
         version = stored_version(connection)
         data_tables = {t for t in schema.metadata.tables if t != schema.schema_info.name}
