@@ -14,6 +14,7 @@ from datetime import date, datetime
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterEventType,
     DagsterInstance,
     Definitions,
     materialize,
@@ -28,6 +29,7 @@ from metrics_pipeline.partitions import DATE
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
+DAILY_ONLY = [AssetKey("daily_kpi_data")]
 WEEKLY = [AssetKey(["campaign_summaries", "weekly"])]
 MONTHLY = [AssetKey(["campaign_summaries", "monthly"])]
 SERVING = [AssetKey("current_week_cache"), AssetKey("client_kpi_rollups")]
@@ -44,6 +46,7 @@ class StageOutcome:
     run_id: str
     success: bool
     errors: list[str] = field(default_factory=list)
+    stored: int = 0  # raw (client, day) partitions the stage stored despite failing
 
 
 @dataclass
@@ -151,7 +154,13 @@ def _run(
         raise_on_error=False,
     )
     errors = [step_error(event) for event in result.get_step_failure_events()]
-    return StageOutcome(stage, result.run_id, result.success, errors)
+    records = instance.get_records_for_run(
+        result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=100_000
+    ).records
+    stored = sum(
+        1 for r in records if r.event_log_entry.dagster_event.asset_key == AssetKey("meta_insights")
+    )
+    return StageOutcome(stage, result.run_id, result.success, errors, stored)
 
 
 def materialize_window(
@@ -202,13 +211,13 @@ def materialize_window(
         last = ends.get(client_id)
         if last is None or last < start:
             continue
-        if stage(
-            "meta_insights + daily_kpi_data",
-            RAW_AND_DAILY,
-            f"{client_id}|{start}",
-            f"{client_id}|{last}",
-        ):
+        first_key, last_key = f"{client_id}|{start}", f"{client_id}|{last}"
+        if stage("meta_insights + daily_kpi_data", RAW_AND_DAILY, first_key, last_key):
             collected.add(client_id)
+        elif outcome.stages[-1].stored:
+            # Some days were refused, the others stored: derive those, so what is good is
+            # stored all the way up the daily layer (periods with a refused day wait).
+            stage("daily_kpi_data (days that were stored)", DAILY_ONLY, first_key, last_key)
     blocks = client_blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from metrics_pipeline.config.clients import ClientConfig
+from metrics_pipeline.domain.money import is_known_currency
 from metrics_pipeline.meta.client import CallSite, GraphApiClient
 from metrics_pipeline.meta.errors import ErrorKind, MetaApiError
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -30,6 +31,12 @@ def resolve_account(
                 ErrorKind.INVALID,
                 f"client {client.id!r}, account "
                 f"{client.meta_ad_account_id}: Meta returned no {field}",
+            )
+        if field == "currency" and not is_known_currency(actual):
+            raise MetaApiError(
+                ErrorKind.INVALID,
+                f"client {client.id!r}, field 'currency': ad account "
+                f"{client.meta_ad_account_id} reports unknown currency {actual!r}",
             )
         if configured and configured != actual:
             raise MetaApiError(

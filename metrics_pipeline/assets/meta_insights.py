@@ -10,7 +10,7 @@ from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import local_today
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
-from metrics_pipeline.meta.parsing import parse_insight_rows
+from metrics_pipeline.meta.parsing import parse_insight_rows, summarize_problems
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -72,7 +72,9 @@ def build_meta_insights(catalog: Catalog):
                         collected_at=now,
                     )
                     bad = parsed.bad_days(span)
-                    failures += [str(p) for p in parsed.problems]
+                    failures += summarize_problems(parsed.problems)
+                    for ignored in parsed.ignored:
+                        context.log.warning(f"Row left out: {ignored}")
                     good = sorted(span - bad)
                     if not good:
                         continue

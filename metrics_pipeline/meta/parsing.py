@@ -44,6 +44,7 @@ class RowProblem:
 class ParsedInsights:
     rows_by_day: dict[date, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     problems: list[RowProblem] = field(default_factory=list)
+    ignored: list[RowProblem] = field(default_factory=list)
 
     def bad_days(self, requested: set[date]) -> set[date]:
         """Requested days refused because of a problem (an undated problem taints all)."""
@@ -92,7 +93,9 @@ def parse_insight_rows(
             )
             continue
         if day not in days:
-            parsed.problems.append(
+            # Not a day that was asked for: nothing of the requested days is at stake, so
+            # the row is left out and reported, and the requested days are still stored.
+            parsed.ignored.append(
                 RowProblem(client_id, day, "date_start", day_text, "outside the requested days")
             )
             continue
@@ -169,3 +172,11 @@ def _same(left: dict[str, Any], right: dict[str, Any]) -> bool:
 
 def spend_total(rows: list[dict[str, Any]]) -> Decimal:
     return sum((r["spend"] for r in rows), Decimal("0.00"))
+
+
+def summarize_problems(problems: list[RowProblem]) -> list[str]:
+    """One line per distinct problem, with how many rows had it."""
+    counts: dict[str, int] = {}
+    for problem in problems:
+        counts[str(problem)] = counts.get(str(problem), 0) + 1
+    return [text if n == 1 else f"{text} ({n} rows)" for text, n in counts.items()]

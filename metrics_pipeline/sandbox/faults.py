@@ -56,7 +56,23 @@ TRANSPORT_FAULTS = {"slow", "drop", "truncate", "http_502"}
 REPORT_FAULTS = {"report_failed", "report_stalled"}
 # Faults that corrupt the numbers of matching rows (on `day`, for `account`) in ways that
 # parse but that quality checks must catch.
-DATA_FAULTS = {"clicks_over_impressions", "zero_spend", "broken_funnel", "huge_spend"}
+DATA_FAULTS = {
+    "clicks_over_impressions",
+    "zero_spend",
+    "broken_funnel",
+    "huge_spend",
+    # input the pipeline must refuse for that client and day ...
+    "missing_ad_id",
+    "empty_spend",
+    "nan_impressions",
+    "negative_spend",
+    # ... and input it must handle as the API means it
+    "unknown_action",
+    "duplicate_rows",
+    "out_of_range_date",
+    "repeated_page",
+    "unknown_currency",
+}
 KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS | DATA_FAULTS
 
 

@@ -140,6 +140,12 @@ def _corrupt(kind: str, events, exponent: int) -> dict[str, str]:
         return {"clicks": str(events.impressions + 10)}
     if kind == "zero_spend":
         return {"spend": format_minor(0, exponent)}
+    if kind == "empty_spend":
+        return {"spend": ""}
+    if kind == "nan_impressions":
+        return {"impressions": "NaN"}
+    if kind == "negative_spend":
+        return {"spend": "-" + format_minor(events.spend_minor, exponent)}
     if kind == "huge_spend":
         return {"spend": format_minor(events.spend_minor * 1000, exponent)}
     return {}
@@ -425,7 +431,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "id": f"act_{spec.account_id}",
             "account_id": spec.account_id,
             "name": spec.name,
-            "currency": spec.currency,
+            "currency": "XYZ"
+            if "unknown_currency" in self.state.faults.data_faults(spec.account_id, None)
+            else spec.currency,
             "timezone_name": spec.timezone,
             "account_status": 1,
         }
@@ -527,7 +535,33 @@ class SandboxHandler(BaseHTTPRequestHandler):
                         )
                     )
             day += timedelta(days=1)
-        return rows
+        return self._mangle(account_id, since, until, rows)
+
+    def _mangle(self, account_id: str, since: date, until: date, rows: list[dict]) -> list[dict]:
+        """Input faults that change the set of rows rather than their values."""
+        faults = self.state.faults
+        mangled = []
+        for row in rows:
+            kinds = faults.data_faults(account_id, row["date_start"])
+            mangled.append(row)
+            if "duplicate_rows" in kinds:
+                mangled.append(dict(row))
+        repeat_days = [
+            r["date_start"]
+            for r in rows
+            if "repeated_page" in faults.data_faults(account_id, r["date_start"])
+        ]
+        if repeat_days:
+            # The rows of that day come back twice in a row, as a page Meta served again.
+            first = mangled.index(next(r for r in mangled if r["date_start"] == repeat_days[0]))
+            block = [dict(r) for r in mangled[first : first + DEFAULT_LIMIT]]
+            mangled[first + len(block) : first + len(block)] = block
+        for kind_day in {r["date_start"] for r in rows}:
+            if "out_of_range_date" in faults.data_faults(account_id, kind_day) and mangled:
+                stray = dict(next(r for r in mangled if r["date_start"] == kind_day))
+                stray["date_start"] = stray["date_stop"] = (until + timedelta(days=1)).isoformat()
+                mangled.append(stray)
+        return mangled
 
     def _insight_row(self, account, ad, day, country, events, fields, windows, by_country) -> dict:
         row: dict[str, Any] = {
@@ -548,7 +582,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         corruptions = self.state.faults.data_faults(account.spec.account_id, day.isoformat())
         for kind in corruptions:
             row.update(_corrupt(kind, events, account.exponent))
+        if "missing_ad_id" in corruptions:
+            row.pop("ad_id")
         actions, values = actions_of(account, ad, day, events, windows)
+        if "unknown_action" in corruptions:
+            actions.append(
+                {"action_type": "offsite_conversion.fb_pixel_custom_mystery", "value": "7"}
+            )
         if "broken_funnel" in corruptions:
             # More people reach the last booking step than started the first.
             step_3 = "offsite_conversion.fb_pixel_add_payment_info"
