@@ -47,6 +47,7 @@ class StageOutcome:
     success: bool
     errors: list[str] = field(default_factory=list)
     stored: int = 0  # raw (client, day) partitions the stage stored despite failing
+    failed_steps: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -135,15 +136,20 @@ def _run(
     last_key: str,
     tags: dict[str, str],
     log_level: str,
+    checks_of: list[AssetKey] | None = None,
 ) -> StageOutcome:
     # The asset's partition-aware checks run with it; history-wide checks (completeness,
     # freshness) run on their own schedule.
     history_checks = [
         key
         for key in history_check_keys(list(defs.asset_checks or []))
-        if key.asset_key in selection
+        if key.asset_key in selection or key.asset_key in (checks_of or [])
     ]
-    targets = AssetSelection.assets(*selection) - AssetSelection.checks(*history_checks)
+    targets = AssetSelection.assets(*selection)
+    if checks_of:
+        # Upstream checks run again in the same run, so their blocking still holds.
+        targets = targets | AssetSelection.checks_for_assets(*checks_of)
+    targets = targets - AssetSelection.checks(*history_checks)
     result = materialize(
         assets=[*(defs.assets or []), *(defs.asset_checks or [])],
         selection=targets,
@@ -160,7 +166,8 @@ def _run(
     stored = sum(
         1 for r in records if r.event_log_entry.dagster_event.asset_key == AssetKey("meta_insights")
     )
-    return StageOutcome(stage, result.run_id, result.success, errors, stored)
+    failed_steps = [event.step_key for event in result.get_step_failure_events()]
+    return StageOutcome(stage, result.run_id, result.success, errors, stored, failed_steps)
 
 
 def materialize_window(
@@ -185,9 +192,15 @@ def materialize_window(
     outcome = WindowOutcome()
     tags = {"metrics_pipeline/window": f"{start}..{end}"}
 
-    def stage(name: str, selection: list[AssetKey], first: str, last: str) -> bool:
+    def stage(
+        name: str,
+        selection: list[AssetKey],
+        first: str,
+        last: str,
+        checks_of: list[AssetKey] | None = None,
+    ) -> bool:
         echo(f"{name}: {first} .. {last}")
-        result = _run(defs, instance, name, selection, first, last, tags, log_level)
+        result = _run(defs, instance, name, selection, first, last, tags, log_level, checks_of)
         outcome.stages.append(result)
         return result.success
 
@@ -214,10 +227,17 @@ def materialize_window(
         first_key, last_key = f"{client_id}|{start}", f"{client_id}|{last}"
         if stage("meta_insights + daily_kpi_data", RAW_AND_DAILY, first_key, last_key):
             collected.add(client_id)
-        elif outcome.stages[-1].stored:
-            # Some days were refused, the others stored: derive those, so what is good is
-            # stored all the way up the daily layer (periods with a refused day wait).
-            stage("daily_kpi_data (days that were stored)", DAILY_ONLY, first_key, last_key)
+        elif outcome.stages[-1].stored and outcome.stages[-1].failed_steps == ["meta_insights"]:
+            # Collection refused some days and stored the others: derive those, so what is
+            # good reaches the daily layer. The raw quality check runs again first and still
+            # blocks (periods with a refused day wait). A failed check is never bypassed.
+            stage(
+                "daily_kpi_data (days that were stored)",
+                DAILY_ONLY,
+                first_key,
+                last_key,
+                checks_of=[AssetKey("meta_insights")],
+            )
     blocks = client_blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),

@@ -114,3 +114,22 @@ def test_requests_people_cannot_make(catalog, instance, now, tmp_path):
             materialize_window(defs, early, instance, start, end, clients)
         assert message in str(error.value)
     assert not instance.get_runs()  # refused before any run started
+
+
+def test_deriving_the_stored_days_never_bypasses_the_raw_quality_check(
+    world, catalog, instance, tmp_path
+):
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    with SandboxServer(world, now=NOW) as sandbox:
+        # One day fails to parse; another parses but breaks the raw quality rules.
+        sandbox.inject("empty_spend", account=ACCOUNT, day=DAY.isoformat(), count=-1)
+        sandbox.inject(
+            "clicks_over_impressions", account=ACCOUNT, day=WINDOW[1].isoformat(), count=-1
+        )
+        defs = build_definitions(catalog, make_resources(sandbox.url, url))
+        outcome = materialize_window(defs, catalog, instance, *WINDOW, client_ids=[CLIENT])
+    assert not outcome.success
+    follow_up = outcome.stages[-1]
+    assert follow_up.stage == "daily_kpi_data (days that were stored)"
+    assert follow_up.failed_steps == ["meta_insights_quality"]  # it ran again, and blocked
+    assert WarehouseResource(url=url).read("daily_kpi_data", {"client_id": CLIENT}).empty
