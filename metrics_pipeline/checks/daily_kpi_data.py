@@ -1,7 +1,7 @@
 """Checks on daily_kpi_data: quality per day, equality with the raw rows, completeness,
 freshness."""
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -20,9 +20,16 @@ from metrics_pipeline.checks.quality import judge_day
 from metrics_pipeline.checks.report import record_partitions, result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import Period, local_today
+from metrics_pipeline.domain.periods import Period
 from metrics_pipeline.partitions import dates_by_client, multi_key
 from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+def last_due_day(now: datetime, tz: str, fresh_by_hour: int) -> date:
+    """The newest day that must be stored by `now`: the client's yesterday once its set
+    local hour has passed, else the day before (completeness and freshness agree)."""
+    local = now.astimezone(ZoneInfo(tz))
+    return local.date() - timedelta(days=1 if local.hour >= fresh_by_hour else 2)
 
 
 def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
@@ -125,9 +132,10 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
         missing, covered = [], {}
         for client in catalog.clients:
             try:
-                yesterday = local_today(now, client_timezone(client, warehouse)) - timedelta(days=1)
+                tz = client_timezone(client, warehouse)
             except ValueError:
-                yesterday = now.date() - timedelta(days=1)
+                tz = "UTC"
+            yesterday = last_due_day(now, tz, checks.daily_fresh_by_hour)
             start = max(
                 catalog.partitions.history_start,
                 yesterday - timedelta(days=checks.completeness_days - 1),
@@ -173,9 +181,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
                     {"client": client.id, "date": "latest", "latest_date": "never", "due": "-"}
                 )
                 continue
-            local = now.astimezone(ZoneInfo(tz))
-            settled = local.hour >= checks.daily_fresh_by_hour
-            due = local.date() - timedelta(days=1 if settled else 2)
+            due = last_due_day(now, tz, checks.daily_fresh_by_hour)
             newest = warehouse.latest("daily_kpi_data", "date", {"client_id": client.id})
             if newest is None or newest < due:
                 stale.append(

@@ -358,8 +358,9 @@ class GraphApiClient:
                 self.log.warning(f"Splitting {site.describe()} at {first.until} on Meta's request")
                 return self._sync(first, limit) + self._sync(second, limit)
             if limit > MIN_PAGE_SIZE:
-                self.log.warning(f"Asking for pages of {limit // 2} rows ({site.describe()})")
-                return self._sync(query, limit // 2)
+                smaller = max(MIN_PAGE_SIZE, limit // 2)
+                self.log.warning(f"Asking for pages of {smaller} rows ({site.describe()})")
+                return self._sync(query, smaller)
             raise
 
     # -- async report jobs ----------------------------------------------------------------
