@@ -7,22 +7,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from metrics_pipeline.domain.kpis import STORED_ADDITIVE_COLUMNS
 from metrics_pipeline.domain.periods import Period
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
-ADDITIVE_COLUMNS = (
-    "total_spend",
-    "total_impressions",
-    "total_clicks",
-    "total_conversions",
-    "click_to_call",
-    "email_contacts",
-    "booking_step_1",
-    "booking_step_2",
-    "booking_step_3",
-    "reservations",
-    "reservation_value",
-)
+ADDITIVE_COLUMNS = STORED_ADDITIVE_COLUMNS
 
 
 def _as_number(value: object) -> Decimal:

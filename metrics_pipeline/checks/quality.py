@@ -12,19 +12,10 @@ from datetime import date
 from decimal import Decimal
 
 from metrics_pipeline.config.clients import QualityConfig
+from metrics_pipeline.domain.kpis import COUNT_METRICS, STORED_MONEY_COLUMNS
 
-COUNT_COLUMNS = (
-    "total_impressions",
-    "total_clicks",
-    "total_conversions",
-    "click_to_call",
-    "email_contacts",
-    "booking_step_1",
-    "booking_step_2",
-    "booking_step_3",
-    "reservations",
-)
-MONEY_COLUMNS = ("total_spend", "reservation_value")
+COUNT_COLUMNS = COUNT_METRICS
+MONEY_COLUMNS = STORED_MONEY_COLUMNS
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ COUNT_METRICS: tuple[str, ...] = (
 # Money columns inside frames, in hundredths; stored as decimals without the suffix.
 MONEY_METRICS: tuple[str, ...] = ("total_spend_cents", "reservation_value_cents")
 ADDITIVE_METRICS: tuple[str, ...] = COUNT_METRICS + MONEY_METRICS
+# The same money columns as stored in the warehouse (decimals, no suffix).
+STORED_MONEY_COLUMNS: tuple[str, ...] = ("total_spend", "reservation_value")
+STORED_ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_METRICS + STORED_MONEY_COLUMNS
 RATIO_METRICS: tuple[str, ...] = (
     "average_ctr",
     "average_cpc",
