@@ -19,8 +19,13 @@ def _data_dir() -> Path:
 
 def _ensure_dagster_home() -> Path:
     """DAGSTER_HOME, or a local folder so the demo's runs outlive the process for the UI."""
-    home = Path(os.environ.get("DAGSTER_HOME") or _data_dir() / "dagster_home").resolve()
+    given = os.environ.get("DAGSTER_HOME")
+    home = Path(given or _data_dir() / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not given and not settings.exists():
+        # The local instance this command creates: embedded storage, no usage reporting.
+        settings.write_text("telemetry:\n  enabled: false\n")
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -35,6 +40,27 @@ def _quiet_dagster() -> None:
         warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     logging.getLogger("dagster").setLevel(logging.ERROR)
+
+
+def _check_summary(instance, run_ids: list[str]) -> str:
+    """One line on the asset checks these runs evaluated (ranged results, not per day)."""
+    from dagster import DagsterEventType
+
+    passed, failed = 0, set()
+    for run_id in run_ids:
+        records = instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
+        ).records
+        for record in records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            if evaluation.partition is not None:
+                continue  # the per-partition copies of a ranged result
+            if evaluation.passed:
+                passed += 1
+            else:
+                failed.add(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+    verdict = f"failed: {', '.join(sorted(failed))}" if failed else "all passed"
+    return f"checks: {passed + len(failed)} evaluated, {verdict}"
 
 
 def _materialize(start: date, end: date, clients: list[str] | None, echo) -> int:
@@ -62,6 +88,7 @@ def _materialize(start: date, end: date, clients: list[str] | None, echo) -> int
         return 2
     for note in outcome.notes:
         echo(f"note: {note}")
+    echo(_check_summary(DagsterInstance.get(), [stage.run_id for stage in outcome.stages]))
     if not outcome.success:
         for error in outcome.errors:
             print(f"FAILED {error}", file=sys.stderr)
