@@ -23,6 +23,9 @@ from dagster import (
 
 CLIENT = "client"
 DATE = "date"  # the time dimension of every partitioned store: a day or a period's start
+# Tags of a run that covers a range of partitions (Dagster's single-run backfills).
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
 HISTORY_START_ENV = "METRICS_HISTORY_START"
 DEFAULT_HISTORY_START = "2025-01-01"
 

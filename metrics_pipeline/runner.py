@@ -20,14 +20,13 @@ from dagster import (
     materialize,
 )
 
+from metrics_pipeline.assets.accounts import client_zones
 from metrics_pipeline.automation.jobs import history_check_keys
 from metrics_pipeline.automation.run_alerts import step_error
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
-from metrics_pipeline.partitions import DATE
+from metrics_pipeline.partitions import DATE, RANGE_END, RANGE_START
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
 DAILY_ONLY = [AssetKey("daily_kpi_data")]
 WEEKLY = [AssetKey(["campaign_summaries", "weekly"])]
@@ -80,7 +79,7 @@ def client_blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]
 
 
 def plan_client_ends(
-    catalog: Catalog, client_ids: Sequence[str], end: date, now: datetime, timezones: dict[str, str]
+    client_ids: Sequence[str], end: date, now: datetime, timezones: dict[str, str]
 ) -> dict[str, date]:
     """Each client's last day: `end`, or its local today when `end` has not begun there."""
     ends = {}
@@ -117,14 +116,6 @@ def validate_window(
     )
     if end > last:
         raise WindowError(f"--end {end} is in the future (the last day is {last})")
-
-
-def _account_timezones(defs: Definitions) -> dict[str, str]:
-    warehouse = (defs.resources or {}).get("warehouse")
-    if warehouse is None:
-        return {}
-    accounts = warehouse.read("meta_ad_accounts")
-    return dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
 
 
 def _run(
@@ -210,10 +201,8 @@ def materialize_window(
         c for c in catalog.client_ids if c in client_ids and stage("meta_ad_objects", OBJECTS, c, c)
     ]
     # Timezones not in the clients file were read from the ad accounts just now.
-    zones = _account_timezones(defs)
-    zones.update({c.id: c.timezone for c in catalog.clients if c.timezone})
-    zones.update(timezones or {})
-    ends = plan_client_ends(catalog, reachable, end, now, zones)
+    zones = {**client_zones(catalog.clients, defs.resources["warehouse"]), **(timezones or {})}
+    ends = plan_client_ends(reachable, end, now, zones)
     for client_id, last in ends.items():
         if last < end:
             outcome.notes.append(

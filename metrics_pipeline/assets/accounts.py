@@ -1,5 +1,6 @@
 """The ad account behind a client: its currency and timezone, checked against the config."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -63,14 +64,25 @@ def resolve_account(
     return AccountInfo(currency, timezone)
 
 
+def client_zones(clients: Iterable[ClientConfig], warehouse: WarehouseResource) -> dict[str, str]:
+    """Each client's timezone: configured, else read from its ad account; unknown ones are
+    left out (the account has not been read yet)."""
+    accounts = warehouse.read("meta_ad_accounts")
+    known = dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
+    zones = {}
+    for client in clients:
+        tz = client.timezone or known.get(client.id)
+        if tz:
+            zones[client.id] = tz
+    return zones
+
+
 def client_timezone(client: ClientConfig, warehouse: WarehouseResource) -> str:
-    """The configured timezone, else the one read from the ad account."""
-    if client.timezone:
-        return client.timezone
-    accounts = warehouse.read("meta_ad_accounts", {"client_id": client.id})
-    if accounts.empty:
+    """The timezone of one client, or an error saying how to make it known."""
+    zones = client_zones([client], warehouse)
+    if client.id not in zones:
         raise ValueError(
             f"client {client.id!r}: timezone unknown; set 'timezone' in the "
             "clients file or materialize meta_insights first"
         )
-    return str(accounts.iloc[0]["timezone"])
+    return zones[client.id]

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
+from metrics_pipeline.assets.accounts import client_zones
 from metrics_pipeline.automation.gaps import missing_days
-from metrics_pipeline.automation.schedules import SETTLE_HOURS, client_zones
+from metrics_pipeline.automation.schedules import SETTLE_HOURS
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks.report import markdown_table
 from metrics_pipeline.checks.settings import CheckSettings
@@ -40,7 +41,7 @@ def build_collection_health(catalog: Catalog):
         checks: CheckSettings,
     ) -> MaterializeResult:
         now = clock.now()
-        zones = client_zones(catalog, warehouse)
+        zones = client_zones(catalog.clients, warehouse)
         materialized = {
             str(k) for k in context.instance.get_materialized_partitions(AssetKey("daily_kpi_data"))
         }

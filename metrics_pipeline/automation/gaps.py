@@ -16,7 +16,8 @@ from dagster import (
     sensor,
 )
 
-from metrics_pipeline.automation.schedules import client_zones, settled_yesterday
+from metrics_pipeline.assets.accounts import client_zones
+from metrics_pipeline.automation.schedules import settled_yesterday
 from metrics_pipeline.automation.status import sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
@@ -87,7 +88,7 @@ def build_gap_sensor(
         gaps = missing_days(
             catalog,
             materialized,
-            client_zones(catalog, warehouse),
+            client_zones(catalog.clients, warehouse),
             moment,
             history_days,
             settle_hours,

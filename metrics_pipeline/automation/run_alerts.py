@@ -4,9 +4,7 @@ from dagster import RunFailureSensorContext, run_failure_sensor
 
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.automation.status import sensor_status
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+from metrics_pipeline.partitions import RANGE_END, RANGE_START
 
 
 def step_error(event) -> str:

@@ -14,6 +14,7 @@ from dagster import (
     schedule,
 )
 
+from metrics_pipeline.assets.accounts import client_zones
 from metrics_pipeline.automation.status import schedule_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.partitions import multi_key
@@ -23,18 +24,6 @@ from metrics_pipeline.warehouse.resource import WarehouseResource
 SETTLE_HOURS = 2  # after local midnight, before yesterday is collected
 LOOKBACK_DAYS = 28
 CACHE_DAY_HOURS = (6, 23)  # local hours during which the cache is refreshed
-
-
-def client_zones(catalog: Catalog, warehouse: WarehouseResource) -> dict[str, str]:
-    """Configured timezones, else those read from the ad accounts; unknown ones are left out."""
-    zones = {}
-    accounts = warehouse.read("meta_ad_accounts")
-    known = dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
-    for client in catalog.clients:
-        tz = client.timezone or known.get(client.id)
-        if tz:
-            zones[client.id] = tz
-    return zones
 
 
 def settled_yesterday(moment: datetime, tz: str, settle_hours: int) -> date | None:
@@ -64,7 +53,7 @@ def build_schedules(
     def daily_collection_schedule(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
         moment = context.scheduled_execution_time
         requests = []
-        for client_id, tz in client_zones(catalog, warehouse).items():
+        for client_id, tz in client_zones(catalog.clients, warehouse).items():
             day = settled_yesterday(moment, tz, settle_hours)
             if day is not None and day >= catalog.partitions.history_start:
                 requests.append(
@@ -89,7 +78,7 @@ def build_schedules(
     ):
         moment = context.scheduled_execution_time
         requests = []
-        for client_id, tz in client_zones(catalog, warehouse).items():
+        for client_id, tz in client_zones(catalog.clients, warehouse).items():
             day = settled_yesterday(moment, tz, settle_hours)
             if day is None:
                 continue
@@ -122,7 +111,7 @@ def build_schedules(
         moment = context.scheduled_execution_time
         awake = {
             client_id
-            for client_id, tz in client_zones(catalog, warehouse).items()
+            for client_id, tz in client_zones(catalog.clients, warehouse).items()
             if CACHE_DAY_HOURS[0] <= moment.astimezone(ZoneInfo(tz)).hour <= CACHE_DAY_HOURS[1]
         }
         requests = [

@@ -65,10 +65,6 @@ def derive_ratios(totals: Mapping[str, int]) -> dict[str, Decimal | None]:
     }
 
 
-def empty_totals() -> dict[str, int]:
-    return dict.fromkeys(ADDITIVE_METRICS, 0)
-
-
 def aggregate_kpis(frame: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
     """Sum the additive metrics of `frame` per group of `by` and derive the ratios.
 

@@ -57,7 +57,3 @@ def trailing_days(today: date, days: int) -> Period:
 def local_today(now: datetime, timezone: str) -> date:
     """The calendar date an account in `timezone` is living at instant `now`."""
     return now.astimezone(ZoneInfo(timezone)).date()
-
-
-def parse_day(value: str) -> date:
-    return date.fromisoformat(value)

@@ -12,7 +12,6 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from metrics_pipeline.domain.conversions import (
@@ -168,10 +167,6 @@ def parse_insight_rows(
 def _same(left: dict[str, Any], right: dict[str, Any]) -> bool:
     ignore = {"collected_at"}
     return all(left.get(k) == right.get(k) for k in left if k not in ignore)
-
-
-def spend_total(rows: list[dict[str, Any]]) -> Decimal:
-    return sum((r["spend"] for r in rows), Decimal("0.00"))
 
 
 def summarize_problems(problems: list[RowProblem]) -> list[str]:

@@ -100,10 +100,5 @@ class UsageGovernor:
                 wait = max(wait, ceiling * share)
             return wait
 
-    def snapshot(self, key: str) -> Usage:
-        with self._lock:
-            usage = self._usage.get(key, Usage())
-            return Usage(usage.percent, usage.regain_at, usage.reset_seconds)
-
 
 GOVERNOR = UsageGovernor()

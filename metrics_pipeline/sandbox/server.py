@@ -722,7 +722,3 @@ class SandboxServer:
     def rate_limit(self, account_id: str, calls: int, window_seconds: float) -> None:
         with self.state.lock:
             self.state.rate_limits[account_id.removeprefix("act_")] = (calls, window_seconds)
-
-    def set_now(self, now: datetime | None) -> None:
-        with self.state.lock:
-            self.state.now = now
