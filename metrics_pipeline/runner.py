@@ -1,15 +1,16 @@
 """Materialise the whole graph for a window of days, as Dagster runs in an instance.
 
-Used by the command line and the tests. Each layer is one run per contiguous block of
-clients (a partition-key range), raw -> daily -> weekly -> monthly -> cache and rollups,
-so the UI shows ordinary runs and a failed layer stops the layers above it.
+Used by the command line, the benchmark and the tests. Each layer is one run per
+contiguous block of clients (a partition-key range), objects -> raw and daily -> weekly
+-> monthly -> cache and rollups, so the UI shows ordinary runs, the whole window costs a
+handful of runs however many days it spans, and a failed layer stops the layers above it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from dagster import (
     AssetKey,
@@ -118,7 +119,21 @@ def validate_window(
         raise WindowError(f"--end {end} is in the future (the last day is {last})")
 
 
-def _run(
+def materialized_partitions(
+    instance: DagsterInstance, run_id: str, asset_key: AssetKey
+) -> set[str]:
+    """Partition keys of `asset_key` that the run materialized (all of a ranged success)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
+    ).records
+    return {
+        str(r.event_log_entry.dagster_event.partition)
+        for r in records
+        if r.event_log_entry.dagster_event.asset_key == asset_key
+    }
+
+
+def run_stage(
     defs: Definitions,
     instance: DagsterInstance,
     stage: str,
@@ -191,42 +206,58 @@ def materialize_window(
         checks_of: list[AssetKey] | None = None,
     ) -> bool:
         echo(f"{name}: {first} .. {last}")
-        result = _run(defs, instance, name, selection, first, last, tags, log_level, checks_of)
+        result = run_stage(defs, instance, name, selection, first, last, tags, log_level, checks_of)
         outcome.stages.append(result)
         return result.success
 
-    # Stages that talk to Meta run per client: one client's failure (a revoked token, bad
-    # data) never holds back the others, whose layers above still run.
-    reachable = [
-        c for c in catalog.client_ids if c in client_ids and stage("meta_ad_objects", OBJECTS, c, c)
-    ]
+    # One run per layer and block of neighbouring clients: the Meta-calling steps read the
+    # clients' accounts in parallel and keep each client's failure to itself, so a revoked
+    # token or bad data holds back only that client's layers above.
+    reachable: set[str] = set()
+    for block in client_blocks(catalog.client_ids, set(client_ids)):
+        stage("meta_ad_objects", OBJECTS, block[0], block[-1])
+        reachable |= materialized_partitions(instance, outcome.stages[-1].run_id, OBJECTS[0])
     # Timezones not in the clients file were read from the ad accounts just now.
     zones = {**client_zones(catalog.clients, defs.resources["warehouse"]), **(timezones or {})}
-    ends = plan_client_ends(reachable, end, now, zones)
+    ends = plan_client_ends(sorted(reachable), end, now, zones)
     for client_id, last in ends.items():
         if last < end:
             outcome.notes.append(
                 f"{client_id}: {end} has not begun in {zones[client_id]}; collecting to {last}"
             )
     collected: set[str] = set()
-    for client_id in catalog.client_ids:
-        last = ends.get(client_id)
-        if last is None or last < start:
+    for last in sorted(set(ends.values())):
+        if last < start:
             continue
-        first_key, last_key = f"{client_id}|{start}", f"{client_id}|{last}"
-        if stage("meta_insights + daily_kpi_data", RAW_AND_DAILY, first_key, last_key):
-            collected.add(client_id)
-        elif outcome.stages[-1].stored and outcome.stages[-1].failed_steps == ["meta_insights"]:
-            # Collection refused some days and stored the others: derive those, so what is
-            # good reaches the daily layer. The raw quality check runs again first and still
-            # blocks (periods with a refused day wait). A failed check is never bypassed.
-            stage(
-                "daily_kpi_data (days that were stored)",
-                DAILY_ONLY,
-                first_key,
-                last_key,
-                checks_of=[AssetKey("meta_insights")],
-            )
+        same_end = {c for c, e in ends.items() if e == last}
+        for block in client_blocks(catalog.client_ids, same_end):
+            first_key, last_key = f"{block[0]}|{start}", f"{block[-1]}|{last}"
+            run_ids = []
+            stage("meta_insights + daily_kpi_data", RAW_AND_DAILY, first_key, last_key)
+            run_ids.append(outcome.stages[-1].run_id)
+            if outcome.stages[-1].stored and outcome.stages[-1].failed_steps == ["meta_insights"]:
+                # Collection refused some days or clients and stored the others: derive those,
+                # so what is good reaches the daily layer. The raw quality check runs again
+                # first and still blocks (periods with a refused day wait). A failed check is
+                # never bypassed.
+                stage(
+                    "daily_kpi_data (days that were stored)",
+                    DAILY_ONLY,
+                    first_key,
+                    last_key,
+                    checks_of=[AssetKey("meta_insights")],
+                )
+                run_ids.append(outcome.stages[-1].run_id)
+            derived = {
+                key
+                for run_id in run_ids
+                for key in materialized_partitions(instance, run_id, DAILY_ONLY[0])
+            }
+            days = (last - start).days + 1
+            for client_id in block:
+                wanted = {f"{client_id}|{start + timedelta(days=n)}" for n in range(days)}
+                if wanted <= derived:
+                    collected.add(client_id)
     blocks = client_blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),

@@ -6,8 +6,8 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    BackfillPolicy,
     Backoff,
-    Failure,
     Jitter,
     MaterializeResult,
     RetryPolicy,
@@ -15,10 +15,13 @@ from dagster import (
 )
 
 from metrics_pipeline.assets.accounts import resolve_account
+from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
+from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.config.clients import ClientConfig
 from metrics_pipeline.domain.money import cents_to_decimal, minor_units_to_cents
-from metrics_pipeline.meta.client import CallSite
+from metrics_pipeline.meta.client import CallSite, GraphApiClient
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -45,10 +48,43 @@ def _budget(value: Any, currency: str):
     return None if value in (None, "") else cents_to_decimal(minor_units_to_cents(value, currency))
 
 
+def collect_objects(
+    client: ClientConfig, api: GraphApiClient, warehouse: WarehouseResource, now: datetime
+) -> int:
+    """Store one client's campaigns, ad sets and ads; returns how many objects."""
+    account = resolve_account(api, client, warehouse, now)
+    rows: list[dict[str, Any]] = []
+    for edge, level in (("campaigns", "campaign"), ("adsets", "adset"), ("ads", "ad")):
+        site = CallSite(client.id, client.meta_ad_account_id, edge)
+        for obj in api.objects(client.meta_ad_account_id, edge, site):
+            rows.append(
+                {
+                    "client_id": client.id,
+                    "level": level,
+                    "object_id": obj["id"],
+                    "name": obj.get("name"),
+                    "campaign_id": obj.get("campaign_id")
+                    or (obj["id"] if level == "campaign" else None),
+                    "adset_id": obj.get("adset_id") or (obj["id"] if level == "adset" else None),
+                    "status": obj.get("status"),
+                    "effective_status": obj.get("effective_status"),
+                    "objective": obj.get("objective"),
+                    "daily_budget": _budget(obj.get("daily_budget"), account.currency),
+                    "lifetime_budget": _budget(obj.get("lifetime_budget"), account.currency),
+                    "currency": account.currency,
+                    "created_time": _timestamp(obj.get("created_time")),
+                    "updated_time": _timestamp(obj.get("updated_time")),
+                    "collected_at": now,
+                }
+            )
+    return warehouse.replace("meta_ad_objects", [{"client_id": client.id}], rows)
+
+
 def build_meta_ad_objects(catalog: Catalog):
     @asset(
         name="meta_ad_objects",
         partitions_def=catalog.partitions.clients,
+        backfill_policy=BackfillPolicy.single_run(),
         group_name="meta",
         kinds={"python", "sql"},
         pool=META_POOL,
@@ -62,47 +98,25 @@ def build_meta_ad_objects(catalog: Catalog):
         warehouse: WarehouseResource,
         clock: ClockResource,
     ) -> MaterializeResult:
-        api = meta.client(context.log)
         now = clock.now()
-        counts: dict[str, int] = {}
-        for client_id in context.partition_keys:
-            client = catalog.client(client_id)
+
+        def collect(client_id: str, log: QueuedLog) -> int | MetaApiError:
             try:
-                account = resolve_account(api, client, warehouse, now)
-                rows: list[dict[str, Any]] = []
-                for edge, level in (("campaigns", "campaign"), ("adsets", "adset"), ("ads", "ad")):
-                    site = CallSite(client.id, client.meta_ad_account_id, edge)
-                    for obj in api.objects(client.meta_ad_account_id, edge, site):
-                        rows.append(
-                            {
-                                "client_id": client.id,
-                                "level": level,
-                                "object_id": obj["id"],
-                                "name": obj.get("name"),
-                                "campaign_id": obj.get("campaign_id")
-                                or (obj["id"] if level == "campaign" else None),
-                                "adset_id": obj.get("adset_id")
-                                or (obj["id"] if level == "adset" else None),
-                                "status": obj.get("status"),
-                                "effective_status": obj.get("effective_status"),
-                                "objective": obj.get("objective"),
-                                "daily_budget": _budget(obj.get("daily_budget"), account.currency),
-                                "lifetime_budget": _budget(
-                                    obj.get("lifetime_budget"), account.currency
-                                ),
-                                "currency": account.currency,
-                                "created_time": _timestamp(obj.get("created_time")),
-                                "updated_time": _timestamp(obj.get("updated_time")),
-                                "collected_at": now,
-                            }
-                        )
+                return collect_objects(catalog.client(client_id), meta.client(log), warehouse, now)
             except MetaApiError as exc:
-                raise Failure(description=str(exc), allow_retries=exc.kind in RETRYABLE) from None
-            counts[client.id] = warehouse.replace(
-                "meta_ad_objects", [{"client_id": client.id}], rows
-            )
-        return MaterializeResult(
-            metadata={"objects_by_client": counts, "objects": sum(counts.values())}
+                return exc
+
+        outcomes = for_each_client(
+            list(context.partition_keys), collect, context.log, meta.max_parallel_accounts
+        )
+        counts = {c: n for c, n in outcomes.items() if isinstance(n, int)}
+        errors = [e for e in outcomes.values() if isinstance(e, MetaApiError)]
+        return finish(
+            context,
+            list(counts),
+            [str(e) for e in errors],
+            {"objects_by_client": counts, "objects": sum(counts.values())},
+            retryable=any(e.kind in RETRYABLE for e in errors),
         )
 
     return meta_ad_objects

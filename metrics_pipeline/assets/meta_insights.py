@@ -1,19 +1,100 @@
 """meta_insights: raw daily insights per (client, date, ad, country), as Meta returns them."""
 
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
 from metrics_pipeline.assets.accounts import resolve_account
+from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
 from metrics_pipeline.assets.meta_ad_objects import META_POOL, meta_retry_policy
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.config.clients import ClientConfig
 from metrics_pipeline.domain.periods import local_today
+from metrics_pipeline.meta.client import GraphApiClient
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.parsing import parse_insight_rows, summarize_problems
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
+
+
+@dataclass
+class ClientCollection:
+    written: list[tuple[str, date]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    retryable: bool = False
+    rows: int = 0
+
+
+def collect_client(
+    client: ClientConfig,
+    days: list[date],
+    api: GraphApiClient,
+    warehouse: WarehouseResource,
+    now: datetime,
+    log: QueuedLog,
+) -> ClientCollection:
+    """Fetch, validate and store one client's days; a bad day is refused, the rest stored."""
+    outcome = ClientCollection()
+    try:
+        account = resolve_account(api, client, warehouse, now)
+        today = local_today(now, account.timezone)
+        outcome.failures += [
+            f"client {client.id!r}, date {d}: has not begun in {account.timezone}"
+            for d in days
+            if d > today
+        ]
+        days = [d for d in days if d <= today]
+        for since, until in contiguous_ranges(days):
+            span = {d for d in days if since <= d <= until}
+            raw = api.insights(
+                client.meta_ad_account_id, since, until, client.attribution_windows, client.id
+            )
+            parsed = parse_insight_rows(
+                raw,
+                client_id=client.id,
+                account_id=client.meta_ad_account_id,
+                currency=account.currency,
+                days=span,
+                attribution_windows=client.attribution_windows,
+                mapping=client.conversion_mapping,
+                collected_at=now,
+            )
+            bad = parsed.bad_days(span)
+            outcome.failures += summarize_problems(parsed.problems)
+            for ignored in parsed.ignored:
+                log.warning(f"Row left out: {ignored}")
+            good = sorted(span - bad)
+            if not good:
+                continue
+            rows = [r for d in good for r in parsed.rows_by_day.get(d, [])]
+            collections = [
+                {
+                    "client_id": client.id,
+                    "date": d,
+                    "row_count": len(parsed.rows_by_day.get(d, [])),
+                    "currency": account.currency,
+                    "collected_at": now,
+                }
+                for d in good
+            ]
+            scope = [{"client_id": client.id, "date": good}]
+            warehouse.replace_many(
+                [
+                    ("meta_insights", scope, rows),
+                    ("meta_insight_collections", scope, collections),
+                ]
+            )
+            outcome.rows += len(rows)
+            outcome.written += [(client.id, d) for d in good]
+    except MetaApiError as exc:
+        outcome.failures.append(str(exc))
+        outcome.retryable = exc.kind in RETRYABLE
+    return outcome
 
 
 def build_meta_insights(catalog: Catalog):
@@ -35,72 +116,26 @@ def build_meta_insights(catalog: Catalog):
         warehouse: WarehouseResource,
         clock: ClockResource,
     ) -> MaterializeResult:
-        api = meta.client(context.log)
         now = clock.now()
-        written: list[tuple[str, object]] = []
-        failures: list[str] = []
-        retryable = False
-        rows_by_client: dict[str, int] = {}
-        for client_id, days in dates_by_client(context.partition_keys).items():
-            client = catalog.client(client_id)
-            try:
-                account = resolve_account(api, client, warehouse, now)
-                today = local_today(now, account.timezone)
-                future = [d for d in days if d > today]
-                failures += [
-                    f"client {client.id!r}, date {d}: has not begun in {account.timezone}"
-                    for d in future
-                ]
-                days = [d for d in days if d <= today]
-                for since, until in contiguous_ranges(days):
-                    span = {d for d in days if since <= d <= until}
-                    raw = api.insights(
-                        client.meta_ad_account_id,
-                        since,
-                        until,
-                        client.attribution_windows,
-                        client.id,
-                    )
-                    parsed = parse_insight_rows(
-                        raw,
-                        client_id=client.id,
-                        account_id=client.meta_ad_account_id,
-                        currency=account.currency,
-                        days=span,
-                        attribution_windows=client.attribution_windows,
-                        mapping=client.conversion_mapping,
-                        collected_at=now,
-                    )
-                    bad = parsed.bad_days(span)
-                    failures += summarize_problems(parsed.problems)
-                    for ignored in parsed.ignored:
-                        context.log.warning(f"Row left out: {ignored}")
-                    good = sorted(span - bad)
-                    if not good:
-                        continue
-                    rows = [r for d in good for r in parsed.rows_by_day.get(d, [])]
-                    collections = [
-                        {
-                            "client_id": client.id,
-                            "date": d,
-                            "row_count": len(parsed.rows_by_day.get(d, [])),
-                            "currency": account.currency,
-                            "collected_at": now,
-                        }
-                        for d in good
-                    ]
-                    scope = [{"client_id": client.id, "date": good}]
-                    warehouse.replace_many(
-                        [
-                            ("meta_insights", scope, rows),
-                            ("meta_insight_collections", scope, collections),
-                        ]
-                    )
-                    rows_by_client[client.id] = rows_by_client.get(client.id, 0) + len(rows)
-                    written += [(client.id, d) for d in good]
-            except MetaApiError as exc:
-                failures.append(str(exc))
-                retryable = retryable or exc.kind in RETRYABLE
+        days_by_client = dates_by_client(context.partition_keys)
+
+        def collect(client_id: str, log: QueuedLog) -> ClientCollection:
+            return collect_client(
+                catalog.client(client_id),
+                days_by_client[client_id],
+                meta.client(log),
+                warehouse,
+                now,
+                log,
+            )
+
+        outcomes = for_each_client(
+            list(days_by_client), collect, context.log, meta.max_parallel_accounts
+        )
+        written = [w for o in outcomes.values() for w in o.written]
+        failures = [f for o in outcomes.values() for f in o.failures]
+        retryable = any(o.retryable for o in outcomes.values())
+        rows_by_client = {c: o.rows for c, o in outcomes.items() if o.rows}
         return finish(
             context,
             written,

@@ -1,10 +1,12 @@
 """Finishing a partitioned step in which some (client, period) partitions failed.
 
-The good partitions were written; they are recorded as materialized so the UI and the
-downstream assets see them, and the step fails naming every bad partition and why.
+The good partitions ((client, day) pairs or client keys) were written; they are recorded
+as materialized so the UI and the downstream assets see them, and the step fails naming
+every bad partition and why.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import date
 
 from dagster import AssetExecutionContext, AssetMaterialization, Failure, MaterializeResult
 
@@ -13,7 +15,7 @@ from metrics_pipeline.partitions import multi_key
 
 def finish(
     context: AssetExecutionContext,
-    written: list[tuple[str, object]],
+    written: Sequence[tuple[str, date] | str],
     failures: list[str],
     metadata: Mapping[str, object],
     retryable: bool = False,
@@ -22,11 +24,11 @@ def finish(
     Meta stayed throttled or unavailable past the client's own time budget)."""
     if not failures:
         return MaterializeResult(metadata=dict(metadata))
-    for client_id, day in written:
+    for key in written:
         context.log_event(
             AssetMaterialization(
                 asset_key=context.asset_key,
-                partition=multi_key(client_id, day),
+                partition=key if isinstance(key, str) else multi_key(*key),
                 metadata={"partial_run": True},
             )
         )

@@ -23,6 +23,11 @@ class MetaAdsResource(ConfigurableResource):
     base_url: str = DEFAULT_BASE_URL
     api_version: str = DEFAULT_API_VERSION
     page_size: int = 500
+    max_parallel_accounts: int = Field(
+        default=4,
+        ge=1,
+        description="Ad accounts read at the same time in one step (Meta limits each account).",
+    )
     days_per_request: int = Field(default=7, description="Days per synchronous request.")
     sync_max_days: int = Field(default=7, description="Longer ranges run as async report jobs.")
     days_per_report: int = Field(default=31, description="Days per async report job.")

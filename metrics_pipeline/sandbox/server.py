@@ -381,7 +381,14 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return 200, self._report_status(m.group(1))
         if m := re.fullmatch(r"/v\d+\.\d+/(report_\w+)/insights", path):
             report = self._report(m.group(1))
-            return 200, self._page(self._insights(report["account_id"], report["query"]), query)
+            with self.state.lock:
+                rows = report.get("rows")
+            if rows is None:
+                # Like Meta, a finished report is a fixed result: computed once, then paged.
+                rows = self._insights(report["account_id"], report["query"])
+                with self.state.lock:
+                    rows = report.setdefault("rows", rows)
+            return 200, self._page(rows, query)
         raise ApiError(400, 803, f"Unsupported request path {path}")
 
     # -- control --------------------------------------------------------------------------

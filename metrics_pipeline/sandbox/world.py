@@ -94,16 +94,16 @@ class Account:
     campaigns: list[AdObject] = field(default_factory=list)
     adsets: list[AdObject] = field(default_factory=list)
     ads: list[AdObject] = field(default_factory=list)
+    _by_id: dict[str, AdObject] = field(default_factory=dict, repr=False)
 
     @property
     def exponent(self) -> int:
         return CURRENCY_EXPONENT[self.spec.currency]
 
     def object(self, object_id: str) -> AdObject:
-        for obj in (*self.campaigns, *self.adsets, *self.ads):
-            if obj.id == object_id:
-                return obj
-        raise KeyError(object_id)
+        if len(self._by_id) != len(self.campaigns) + len(self.adsets) + len(self.ads):
+            self._by_id = {o.id: o for o in (*self.campaigns, *self.adsets, *self.ads)}
+        return self._by_id[object_id]
 
 
 _CAMPAIGN_PLANS = (

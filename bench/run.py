@@ -1,0 +1,347 @@
+"""The benchmark: the standard workload through the whole graph, and the figures it gives.
+
+    python bench/run.py                      # 20 clients x 90 days into PostgreSQL
+    python bench/run.py --clients 2 --days 7 --reads 100 --sample-days 3   # a smoke run
+
+Prints, from one run: (1) the end-to-end backfill, (2) the floor and the ratio of the two,
+(3) one Dagster run per partition against one ranged run, (4) the current-week cache
+refresh over 30 and 365 days of history, (5) dashboard read latency, (6) peak memory.
+Writes the figures as JSON and a Markdown table to --out. It runs by hand, never as a
+timed test: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from floor import run_floor
+from workload import SandboxProcess, Workload
+
+ROOT = Path(__file__).parents[1]
+TOKEN = "sandbox-access-token"  # noqa: S105 - the bundled sandbox's own, not a credential
+API_VERSION = "v24.0"
+
+TARGETS = {
+    "backfill_over_floor": ("<=", 1.5),
+    "per_partition_over_range": (">=", 10.0),
+    "cache_refresh_ratio": ("<=", 1.2),
+    "cache_read_p99_ms": ("<", 5.0),
+    "daily_read_p99_ms": ("<", 50.0),
+    "peak_rss_mib": ("<", 1024.0),
+}
+
+
+def _fresh_database(admin_url: str, name: str) -> str:
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _schema_url(url: str, schema: str) -> str:
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    engine.dispose()
+    return f"{url}?options=-csearch_path%3D{schema}"
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def backfill(env: dict[str, str], start: date, end: date) -> dict:
+    """`metrics-pipeline materialize` as a user runs it: wall time, stages, peak RSS."""
+    command = [
+        sys.executable, "-m", "metrics_pipeline.cli.main", "materialize",
+        "--start", str(start), "--end", str(end),
+    ]  # fmt: skip
+    began = time.perf_counter()
+    process = subprocess.Popen(  # noqa: S603
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    stages, output = [], []
+    assert process.stdout is not None
+    for line in process.stdout:
+        output.append(line.rstrip())
+        if ": " in line and not line.startswith(("checks:", "note:", "Dagster")):
+            stages.append((round(time.perf_counter() - began, 2), line.split(":")[0]))
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the backfill failed:\n" + "\n".join(output[-40:]))
+    return {
+        "seconds": round(wall, 2),
+        "stage_starts": stages,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "output_tail": output[-3:],
+    }
+
+
+def _in_process(env: dict[str, str]):
+    """Definitions and instance of the bench's environment, in this process."""
+    os.environ.update(env)
+    from dagster import BetaWarning, DagsterInstance, PreviewWarning
+
+    for category in (BetaWarning, PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+    from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.definitions import build_definitions
+
+    catalog = build_catalog()
+    return catalog, build_definitions(catalog), DagsterInstance.get()
+
+
+def per_partition_vs_range(env: dict[str, str], client_id: str, days: list[date]) -> dict:
+    """The collection layer for the same partitions: one run each, then one ranged run."""
+    from metrics_pipeline.runner import RAW_AND_DAILY, run_stage
+
+    _, defs, instance = _in_process(env)
+    began = time.perf_counter()
+    for day in days:
+        key = f"{client_id}|{day}"
+        outcome = run_stage(defs, instance, "per partition", RAW_AND_DAILY, key, key, {}, "ERROR")
+        assert outcome.success, outcome.errors
+    per_partition = time.perf_counter() - began
+    began = time.perf_counter()
+    first, last = f"{client_id}|{days[0]}", f"{client_id}|{days[-1]}"
+    outcome = run_stage(defs, instance, "range", RAW_AND_DAILY, first, last, {}, "ERROR")
+    assert outcome.success, outcome.errors
+    ranged = time.perf_counter() - began
+    return {
+        "partitions": len(days),
+        "per_partition_seconds": round(per_partition, 2),
+        "range_seconds": round(ranged, 2),
+        "per_partition_over_range": round(per_partition / ranged, 1),
+    }
+
+
+def cache_refresh(env: dict[str, str], client_id: str, end: date, history: int, repeat: int):
+    """Median time of the current-week cache step once `history` days are stored."""
+    from metrics_pipeline.runner import SERVING, materialize_window, run_stage
+
+    catalog, defs, instance = _in_process(env)
+    start = end - timedelta(days=history - 1)
+    outcome = materialize_window(
+        defs, catalog, instance, start, end, [client_id], log_level="ERROR"
+    )
+    assert outcome.success, outcome.errors
+    step_seconds, run_seconds = [], []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = run_stage(defs, instance, "cache", SERVING[:1], client_id, client_id, {}, "ERROR")
+        run_seconds.append(time.perf_counter() - began)
+        assert result.success, result.errors
+        (step,) = [
+            s
+            for s in instance.get_run_step_stats(result.run_id)
+            if s.step_key == SERVING[0].path[-1]
+        ]
+        step_seconds.append(step.end_time - step.start_time)
+    return statistics.median(step_seconds), statistics.median(run_seconds)
+
+
+def read_latency(warehouse_url: str, client_id: str, end: date, reads: int) -> dict:
+    """What a dashboard pays: the cache row of a client, and its last 90 days of KPIs."""
+    engine = sa.create_engine(warehouse_url)
+    cache = sa.text("SELECT * FROM current_week_cache WHERE client_id = :client")
+    daily = sa.text(
+        "SELECT * FROM daily_kpi_data WHERE client_id = :client AND date BETWEEN :a AND :b "
+        "ORDER BY date"
+    )
+    params = {"client": client_id, "a": end - timedelta(days=89), "b": end}
+    figures = {}
+    with engine.connect() as connection:
+        for name, query in (("cache_read", cache), ("daily_read", daily)):
+            connection.execute(query, params).fetchall()  # warm the plan cache once
+            timings = []
+            for _ in range(reads):
+                began = time.perf_counter()
+                rows = connection.execute(query, params).fetchall()
+                timings.append((time.perf_counter() - began) * 1000)
+            assert rows, f"{name}: no rows"
+            figures[f"{name}_rows"] = len(rows)
+            figures[f"{name}_median_ms"] = round(statistics.median(timings), 3)
+            figures[f"{name}_p99_ms"] = round(_percentile(timings, 0.99), 3)
+    engine.dispose()
+    return figures
+
+
+def _verdicts(figures: dict) -> dict[str, bool]:
+    verdicts = {}
+    for name, (op, bound) in TARGETS.items():
+        value = figures[name]
+        verdicts[name] = {"<=": value <= bound, ">=": value >= bound, "<": value < bound}[op]
+    return verdicts
+
+
+def markdown(figures: dict, verdicts: dict[str, bool]) -> str:
+    short, long = figures["cache_history_days"]
+    rows = [
+        ("1. End-to-end backfill", f"{figures['backfill_seconds']} s", ""),
+        ("2. Floor (bare fetch + COPY)", f"{figures['floor_seconds']} s", ""),
+        ("   backfill / floor", figures["backfill_over_floor"], "backfill_over_floor"),
+        (
+            f"3. Run per partition ({figures['sample_partitions']} partitions)",
+            f"{figures['per_partition_seconds']} s",
+            "",
+        ),
+        ("   one ranged run, same partitions", f"{figures['range_seconds']} s", ""),
+        (
+            "   per partition / range",
+            figures["per_partition_over_range"],
+            "per_partition_over_range",
+        ),
+        (
+            f"4. Cache refresh, {short} days of history",
+            f"{figures['cache_refresh_short_ms']} ms",
+            "",
+        ),
+        (f"   cache refresh, {long} days of history", f"{figures['cache_refresh_long_ms']} ms", ""),
+        (f"   {long} / {short}", figures["cache_refresh_ratio"], "cache_refresh_ratio"),
+        ("5. Cache read, median", f"{figures['cache_read_median_ms']} ms", ""),
+        ("   cache read, p99", f"{figures['cache_read_p99_ms']} ms", "cache_read_p99_ms"),
+        ("   90-day KPI read, median", f"{figures['daily_read_median_ms']} ms", ""),
+        ("   90-day KPI read, p99", f"{figures['daily_read_p99_ms']} ms", "daily_read_p99_ms"),
+        ("6. Peak RSS of the backfill", f"{figures['peak_rss_mib']} MiB", "peak_rss_mib"),
+    ]
+    lines = ["| Figure | Value | Target |", "|---|---|---|"]
+    for label, value, target in rows:
+        mark = ""
+        if target:
+            op, bound = TARGETS[target]
+            mark = f"{op} {bound}: {'met' if verdicts[target] else 'MISSED'}"
+        lines.append(f"| {label} | {value} | {mark} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--sample-days", type=int, default=30, help="partitions in figure 3")
+    parser.add_argument("--cache-history", type=int, nargs=2, default=(30, 365))
+    parser.add_argument("--reads", type=int, default=1000)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "METRICS_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+        ),
+        help="an admin connection; the bench creates and drops its own databases",
+    )
+    parser.add_argument("--database-prefix", default="metrics_bench")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args(argv)
+
+    workload = Workload(args.clients, args.days)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = now.date() - timedelta(days=1)
+    start = end - timedelta(days=args.days - 1)
+    oldest = end - timedelta(days=max(args.days, *args.cache_history) + 7)
+    work = Path(tempfile.mkdtemp(prefix="metrics-bench-"))
+    home = work / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # production storage settings
+    warehouse_db = _fresh_database(args.postgres_url, args.database_prefix)
+    dagster_db = _fresh_database(args.postgres_url, f"{args.database_prefix}_dagster")
+    clients_file = workload.write_clients_file(work / "clients.yaml")
+    print(f"workload: {args.clients} clients x {args.days} days ({start} .. {end})", flush=True)
+
+    figures: dict = {"clients": args.clients, "days": args.days}
+    with SandboxProcess(workload, now.date(), now) as sandbox_url:
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_PG_URL": dagster_db,
+            "METRICS_WAREHOUSE_URL": warehouse_db,
+            "METRICS_CLIENTS_FILE": str(clients_file),
+            "METRICS_AS_OF": now.isoformat(),
+            "METRICS_HISTORY_START": str(oldest),
+            "METRICS_AUTOMATION": "off",
+            "META_API_BASE_URL": sandbox_url,
+            "META_API_VERSION": API_VERSION,
+            "META_ACCESS_TOKEN": TOKEN,
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+        }
+        result = backfill(env, start, end)
+        engine = sa.create_engine(warehouse_db)
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
+        engine.dispose()
+        print(f"(1) backfill: {result['seconds']} s for {rows} insight rows", flush=True)
+        figures.update(
+            insight_rows=rows,
+            backfill_seconds=result["seconds"],
+            backfill_cpu_seconds=result["cpu_seconds"],
+            stage_starts=result["stage_starts"],
+            peak_rss_mib=result["peak_rss_mib"],
+        )
+
+        floor_url = _schema_url(warehouse_db, "floor")
+        began = time.perf_counter()
+        loaded = run_floor(
+            sandbox_url, API_VERSION, TOKEN, floor_url,
+            [spec.account_id for spec in workload.accounts()], start, end,
+        )  # fmt: skip
+        figures["floor_seconds"] = round(time.perf_counter() - began, 2)
+        assert loaded == rows, f"the floor loaded {loaded} rows, the pipeline {rows}"
+        figures["backfill_over_floor"] = round(result["seconds"] / figures["floor_seconds"], 2)
+        print(f"(2) floor: {figures['floor_seconds']} s", flush=True)
+
+        sample = [end - timedelta(days=n) for n in range(args.sample_days)][::-1]
+        comparison = per_partition_vs_range(env, workload.client_ids()[0], sample)
+        figures["sample_partitions"] = comparison["partitions"]
+        figures.update({k: v for k, v in comparison.items() if k != "partitions"})
+        print(f"(3) per partition vs range: {comparison}", flush=True)
+
+        figures["cache_history_days"] = list(args.cache_history)
+        refresh = []
+        for label, history in zip(("short", "long"), args.cache_history, strict=True):
+            schema_env = {**env, "METRICS_WAREHOUSE_URL": _schema_url(warehouse_db, f"h{history}")}
+            step, run = cache_refresh(schema_env, workload.client_ids()[0], end, history, 5)
+            refresh.append(step)
+            figures[f"cache_refresh_{label}_ms"] = round(step * 1000, 1)
+            figures[f"cache_refresh_{label}_run_ms"] = round(run * 1000, 1)
+        figures["cache_refresh_ratio"] = round(refresh[1] / refresh[0], 2)
+        print(f"(4) cache refresh (step, s): {refresh}", flush=True)
+
+        figures.update(read_latency(warehouse_db, workload.client_ids()[0], end, args.reads))
+    figures["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "when": now.isoformat(),
+    }
+    verdicts = _verdicts(figures)
+    figures["targets_met"] = verdicts
+    table = markdown(figures, verdicts)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    (args.out / "latest.md").write_text(table + "\n")
+    print(table)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if all(verdicts.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
