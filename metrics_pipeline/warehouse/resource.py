@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, fu
 from sqlalchemy.engine import make_url
 
 from metrics_pipeline.warehouse import schema
+from metrics_pipeline.warehouse.bulk import insert_rows
 from metrics_pipeline.warehouse.locks import lock_partitions
 from metrics_pipeline.warehouse.versioning import ensure_schema
 
@@ -150,8 +151,7 @@ class WarehouseResource(ConfigurableResource):
             for table, scopes, records in prepared:
                 for scope in scopes:
                     connection.execute(table.delete().where(_where(table, scope)))
-                if records:
-                    connection.execute(table.insert(), records)
+                insert_rows(connection, table, records)
         return [len(records) for _, _, records in prepared]
 
     def totals(
