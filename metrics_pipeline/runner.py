@@ -176,6 +176,40 @@ def run_stage(
     return StageOutcome(stage, result.run_id, result.success, errors, stored, failed_steps)
 
 
+def _collect_block(stage, instance, outcome, block, start: date, last: date) -> set[str]:
+    """Raw and daily layers for neighbouring clients; returns the clients that passed.
+
+    One ranged run covers the block. A failed step or blocking check fails the whole run,
+    so after a failure each client that stored raw days gets a daily run of its own: one
+    client's bad data never holds back the others. The raw quality check runs again in
+    that run and still blocks; a failed check is never bypassed.
+    """
+    days = [start + timedelta(days=n) for n in range((last - start).days + 1)]
+
+    def keys(client_id: str) -> set[str]:
+        return {f"{client_id}|{day}" for day in days}
+
+    first_key, last_key = f"{block[0]}|{start}", f"{block[-1]}|{last}"
+    if stage("meta_insights + daily_kpi_data", RAW_AND_DAILY, first_key, last_key):
+        return set(block)
+    stored = materialized_partitions(instance, outcome.stages[-1].run_id, RAW_AND_DAILY[0])
+    passed = set()
+    for client_id in block:
+        if not keys(client_id) & stored:
+            continue
+        if stage(
+            "daily_kpi_data (days that were stored)",
+            DAILY_ONLY,
+            f"{client_id}|{start}",
+            f"{client_id}|{last}",
+            checks_of=[RAW_AND_DAILY[0]],
+        ) and keys(client_id) <= materialized_partitions(
+            instance, outcome.stages[-1].run_id, DAILY_ONLY[0]
+        ):
+            passed.add(client_id)
+    return passed
+
+
 def materialize_window(
     defs: Definitions,
     catalog: Catalog,
@@ -231,33 +265,7 @@ def materialize_window(
             continue
         same_end = {c for c, e in ends.items() if e == last}
         for block in client_blocks(catalog.client_ids, same_end):
-            first_key, last_key = f"{block[0]}|{start}", f"{block[-1]}|{last}"
-            run_ids = []
-            stage("meta_insights + daily_kpi_data", RAW_AND_DAILY, first_key, last_key)
-            run_ids.append(outcome.stages[-1].run_id)
-            if outcome.stages[-1].stored and outcome.stages[-1].failed_steps == ["meta_insights"]:
-                # Collection refused some days or clients and stored the others: derive those,
-                # so what is good reaches the daily layer. The raw quality check runs again
-                # first and still blocks (periods with a refused day wait). A failed check is
-                # never bypassed.
-                stage(
-                    "daily_kpi_data (days that were stored)",
-                    DAILY_ONLY,
-                    first_key,
-                    last_key,
-                    checks_of=[AssetKey("meta_insights")],
-                )
-                run_ids.append(outcome.stages[-1].run_id)
-            derived = {
-                key
-                for run_id in run_ids
-                for key in materialized_partitions(instance, run_id, DAILY_ONLY[0])
-            }
-            days = (last - start).days + 1
-            for client_id in block:
-                wanted = {f"{client_id}|{start + timedelta(days=n)}" for n in range(days)}
-                if wanted <= derived:
-                    collected.add(client_id)
+            collected |= _collect_block(stage, instance, outcome, block, start, last)
     blocks = client_blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),

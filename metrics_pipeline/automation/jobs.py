@@ -19,13 +19,11 @@ def build_jobs(catalog: Catalog, checks: list):
         "collect_job",
         selection=AssetSelection.assets(AssetKey("meta_insights"), AssetKey("daily_kpi_data"))
         - history,
-        partitions_def=catalog.partitions.daily,
         description="Collect raw insights and derive daily KPIs for (client, day) partitions.",
     )
     cache_job = define_asset_job(
         "current_week_cache_job",
         selection=AssetSelection.assets(AssetKey("current_week_cache")) - history,
-        partitions_def=catalog.partitions.clients,
         description="Refresh the current-week cache of the selected clients.",
     )
     health_job = define_asset_job(

@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckSeverity,
-    AssetObservation,
     MetadataValue,
     asset_check,
 )
@@ -17,11 +16,11 @@ from metrics_pipeline.assets.daily_kpi_data import PLATFORM
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.quality import judge_day
-from metrics_pipeline.checks.report import record_partitions, result
+from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period
-from metrics_pipeline.partitions import dates_by_client, multi_key
+from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -36,7 +35,6 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
     @asset_check(
         asset=daily_kpi_data,
         name=names.QUALITY,
-        partitions_def=catalog.partitions.daily,
         blocking=True,
         description="Per client-day: numbers valid, clicks <= impressions, booking funnel "
         "ordered, CTR and CPC within the client's bounds, spend under its daily ceiling, spend "
@@ -49,24 +47,8 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
             quality = catalog.client(client_id).quality
             rows = warehouse.read("daily_kpi_data", {"client_id": client_id, "date": days})
             verdicts += [judge_day(row, quality) for row in rows.to_dict("records")]
-        for verdict in verdicts:
-            # One observation per partition, so the UI plots the score over partitions.
-            context.op_execution_context.log_event(
-                AssetObservation(
-                    asset_key=daily_kpi_data.key,
-                    partition=multi_key(verdict.client_id, verdict.day),
-                    metadata={"quality_score": verdict.score},
-                )
-            )
         findings = [f.as_row() for v in verdicts for f in v.findings]
         scores = [v.score for v in verdicts]
-        record_partitions(
-            context,
-            daily_kpi_data.key,
-            names.QUALITY,
-            findings,
-            {(v.client_id, str(v.day)): v.score for v in verdicts},
-        )
         return result(
             not findings,
             findings,
@@ -74,12 +56,14 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
             days_checked=len(verdicts),
             quality_score=min(scores) if scores else 100,
             mean_quality_score=round(sum(scores) / len(scores), 1) if scores else 100.0,
+            days_below_100=MetadataValue.json(
+                {f"{v.client_id}|{v.day}": v.score for v in verdicts if v.score < 100}
+            ),
         )
 
     @asset_check(
         asset=daily_kpi_data,
         name=names.CONSISTENCY,
-        partitions_def=catalog.partitions.daily,
         blocking=True,
         description="Spend, impressions and clicks equal the database's sum of meta_insights "
         "for the same client and day, to the cent.",
@@ -115,7 +99,6 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
                                 "sum_of_insights": expected,
                             }
                         )
-        record_partitions(context, daily_kpi_data.key, names.CONSISTENCY, offending)
         return result(not offending, offending, covered=covered, days_compared=compared)
 
     @asset_check(

@@ -5,7 +5,7 @@ from dagster import AssetCheckExecutionContext, asset_check
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.quality import judge_insight_rows
-from metrics_pipeline.checks.report import record_partitions, result
+from metrics_pipeline.checks.report import result
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -14,7 +14,6 @@ def build_meta_insights_checks(catalog: Catalog, meta_insights) -> list:
     @asset_check(
         asset=meta_insights,
         name=names.QUALITY,
-        partitions_def=catalog.partitions.daily,
         blocking=True,
         description="No negative or non-numeric metric; clicks never above impressions. "
         "Blocks daily_kpi_data in the same run when it fails.",
@@ -26,7 +25,6 @@ def build_meta_insights_checks(catalog: Catalog, meta_insights) -> list:
             rows = warehouse.read("meta_insights", {"client_id": client_id, "date": days})
             rows_checked += len(rows)
             findings += judge_insight_rows(rows.to_dict("records"))
-        record_partitions(context, meta_insights.key, names.QUALITY, [f.as_row() for f in findings])
         return result(
             not findings, [f.as_row() for f in findings], covered=covered, rows_checked=rows_checked
         )

@@ -8,13 +8,8 @@ from typing import Any
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetKey,
     MetadataValue,
-    MultiPartitionKey,
 )
-from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
-
-from metrics_pipeline.partitions import CLIENT, DATE
 
 MAX_ROWS_SHOWN = 50
 
@@ -54,37 +49,3 @@ def result(
     return AssetCheckResult(
         passed=passed, severity=severity, metadata=metadata, description=description
     )
-
-
-def record_partitions(
-    context,
-    asset_key: AssetKey,
-    check_name: str,
-    offending: Sequence[Mapping[str, Any]],
-    scores: Mapping[tuple[str, str], int] | None = None,
-) -> None:
-    """One evaluation per partition of a ranged check run, so the UI shows each partition's
-    status (Dagster records a ranged check's result once, for no partition in particular)."""
-    bad = {(str(r["client"]), str(r["date"])) for r in offending}
-    bad_clients = {str(r["client"]) for r in offending}
-    for key in context.partition_keys:
-        if isinstance(key, MultiPartitionKey):
-            client, day = key.keys_by_dimension[CLIENT], key.keys_by_dimension[DATE]
-            passed = (client, day) not in bad
-        else:
-            client, day = str(key), None
-            passed = client not in bad_clients
-        metadata: dict[str, Any] = {}
-        if scores is not None and (client, day) in scores:
-            metadata["quality_score"] = scores[(client, day)]
-        context.op_execution_context.log_event(
-            AssetCheckEvaluation(
-                asset_key=asset_key,
-                check_name=check_name,
-                passed=passed,
-                partition=str(key),
-                metadata=metadata,
-                severity=AssetCheckSeverity.ERROR,
-                blocking=True,
-            )
-        )

@@ -8,7 +8,7 @@ from metrics_pipeline.assets.client_kpi_rollups import ROLLUP_WINDOWS
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.consistency import daily_sums, mismatches
-from metrics_pipeline.checks.report import record_partitions, result
+from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.partitions import dates_by_client
@@ -16,14 +16,10 @@ from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
 def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
-    partitions = (
-        catalog.partitions.weekly if summary_type == "weekly" else (catalog.partitions.monthly)
-    )
 
     @asset_check(
         asset=summary_asset,
         name=names.CONSISTENCY,
-        partitions_def=partitions,
         blocking=True,
         description=f"Every {summary_type} summary equals the database's sum of its days in "
         "daily_kpi_data, to the cent.",
@@ -53,7 +49,6 @@ def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
                 offending += mismatches(
                     row, expected, {"client": client_id, "date": str(row["summary_date"])}
                 )
-        record_partitions(context, summary_asset.key, names.CONSISTENCY, offending)
         return result(not offending, offending, covered=covered, summaries_compared=compared)
 
     return summary_consistency
@@ -63,7 +58,6 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
     @asset_check(
         asset=cache,
         name=names.CONSISTENCY,
-        partitions_def=catalog.partitions.clients,
         blocking=True,
         description="The cache equals the database's sum of the week-to-date daily rows.",
     )
@@ -78,7 +72,6 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
                 )
                 offending += mismatches(row, expected, {"client": client_id, "date": "cache"})
         covered = {c: ["cache"] for c in context.partition_keys}
-        record_partitions(context, cache.key, names.CONSISTENCY, offending)
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
 
     @asset_check(
@@ -106,7 +99,6 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
     @asset_check(
         asset=rollups,
         name=names.CONSISTENCY,
-        partitions_def=catalog.partitions.clients,
         blocking=True,
         description="Every rollup window equals the database's sum of its daily rows.",
     )
@@ -121,7 +113,6 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
                     row, expected, {"client": client_id, "date": row["rollup_window"]}
                 )
         covered = {c: list(ROLLUP_WINDOWS) for c in context.partition_keys}
-        record_partitions(context, rollups.key, names.CONSISTENCY, offending)
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
 
     return [
