@@ -10,7 +10,7 @@ from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.insight_kpis import kpi_inputs
+from metrics_pipeline.domain.insight_kpis import INPUT_COLUMNS, kpi_inputs
 from metrics_pipeline.domain.kpis import aggregate_kpis, totals_record
 from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
 from metrics_pipeline.partitions import dates_by_client
@@ -23,21 +23,29 @@ DATA_SOURCE = "meta_insights"
 def daily_rows(
     client_id: str, inputs: pd.DataFrame, collections: pd.DataFrame
 ) -> list[dict[str, Any]]:
-    """A row for every collected day, zeros for a day collected without delivery."""
+    """A row for every collected day, zeros for a day collected without delivery.
+
+    Every day's totals and campaigns come from one grouped aggregation of the whole range,
+    through the same `aggregate_kpis` every store uses.
+    """
+    totals_by_day = {
+        row["date"]: row for row in aggregate_kpis(inputs, by=["date"]).to_dict("records")
+    }
+    no_delivery = aggregate_kpis(inputs.iloc[0:0]).iloc[0].to_dict()
+    campaigns = aggregate_campaigns(inputs.assign(_order=0), within=["date"])
+    campaigns_by_day = dict(iter(campaigns.groupby("date", sort=False)))
+    no_campaigns = campaigns.iloc[0:0]
     rows: list[dict[str, Any]] = []
     for collection in collections.sort_values("date").to_dict("records"):
         day: date = collection["date"]
-        day_inputs = inputs[inputs["date"] == day]
-        totals = aggregate_kpis(day_inputs).iloc[0].to_dict()
-        campaigns = day_inputs.assign(_order=0)
         rows.append(
             {
                 "client_id": client_id,
                 "date": day,
                 "platform": PLATFORM,
-                **totals_record(totals),
+                **totals_record(totals_by_day.get(day, no_delivery)),
                 "currency": collection["currency"],
-                "campaign_data": campaigns_to_json(aggregate_campaigns(campaigns)),
+                "campaign_data": campaigns_to_json(campaigns_by_day.get(day, no_campaigns)),
                 "data_source": DATA_SOURCE,
                 "collected_at": collection["collected_at"],
             }
@@ -74,7 +82,9 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
             collected = sorted(set(collections["date"]))
             if not collected:
                 continue
-            insights = warehouse.read("meta_insights", {"client_id": client_id, "date": collected})
+            insights = warehouse.read(
+                "meta_insights", {"client_id": client_id, "date": collected}, columns=INPUT_COLUMNS
+            )
             rows = daily_rows(
                 client_id, kpi_inputs(insights, client.conversion_mapping), collections
             )

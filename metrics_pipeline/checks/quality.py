@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy import ColumnElement, Table, or_
+
 from metrics_pipeline.config.clients import QualityConfig
 from metrics_pipeline.domain.kpis import COUNT_METRICS, STORED_MONEY_COLUMNS
 
@@ -105,6 +107,18 @@ def judge_day(row: Mapping[str, object], quality: QualityConfig) -> DayVerdict:
         if spend > quality.daily_spend_ceiling:
             fail("spend_ceiling", f"spend {spend} above the ceiling {quality.daily_spend_ceiling}")
     return DayVerdict(client_id, day, tuple(findings), applied)
+
+
+def suspect_insight_rows(table: Table) -> ColumnElement[bool]:
+    """The rows `judge_insight_rows` could find fault with, as a condition the database
+    evaluates, so a check over a backfill reads a handful of rows instead of all of them."""
+    numbers = [table.c[c] for c in ("spend", "impressions", "clicks", "reach")]
+    return or_(
+        *(c.is_(None) for c in numbers),
+        *(c < 0 for c in numbers),
+        table.c.spend >= 10**16,  # PostgreSQL sorts a numeric NaN above every number
+        table.c.clicks > table.c.impressions,
+    )
 
 
 def judge_insight_rows(rows: list[Mapping[str, object]]) -> list[Finding]:

@@ -11,6 +11,8 @@ from metrics_pipeline.domain.kpis import ADDITIVE_METRICS
 from metrics_pipeline.domain.money import decimal_to_cents
 
 KEY_COLUMNS = ("date", "campaign_id", "campaign_name")
+# The columns of meta_insights that KPIs are made of.
+INPUT_COLUMNS = (*KEY_COLUMNS, "spend", "impressions", "clicks", "actions", "action_values")
 
 
 def kpi_inputs(insights: pd.DataFrame, mapping: ConversionMapping) -> pd.DataFrame:

@@ -7,6 +7,7 @@ Weekly and monthly summaries, the current-week cache and every rollup call
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -55,16 +56,20 @@ def campaigns_from_json(texts: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*CAMPAIGN_KEYS, *ADDITIVE_METRICS, "_order"])
 
 
-def aggregate_campaigns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per-campaign totals; a renamed campaign keeps its latest name."""
+def aggregate_campaigns(frame: pd.DataFrame, within: Sequence[str] = ()) -> pd.DataFrame:
+    """Per-campaign totals (per group of `within` and campaign); a renamed campaign keeps
+    its latest name."""
+    keys = [*within, "campaign_id"]
     if frame.empty:
-        return aggregate_kpis(frame.assign(campaign_id=[]), by=["campaign_id"]).assign(
-            campaign_name=[]
-        )
-    latest = frame.sort_values("_order").groupby("campaign_id")["campaign_name"].last()
-    aggregated = aggregate_kpis(frame, by=["campaign_id"])
-    aggregated["campaign_name"] = aggregated["campaign_id"].map(latest)
-    return aggregated
+        empty = frame.assign(**{k: [] for k in keys})
+        return aggregate_kpis(empty, by=keys).assign(campaign_name=[])
+    latest = (
+        frame.sort_values("_order", kind="stable")
+        .groupby(keys, sort=False)["campaign_name"]
+        .last()
+        .reset_index()
+    )
+    return aggregate_kpis(frame, by=keys).merge(latest, on=keys, how="left")
 
 
 def daily_rows_to_additive(daily: pd.DataFrame) -> pd.DataFrame:

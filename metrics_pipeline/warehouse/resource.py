@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, event, func, select, true
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    create_engine,
+    event,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.engine import make_url
 
 from metrics_pipeline.warehouse import schema
@@ -169,6 +180,12 @@ class WarehouseResource(ConfigurableResource):
             result = connection.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
+    def count(self, table_name: str, scope: Scope) -> int:
+        table = self.table(table_name)
+        query = select(func.count()).select_from(table).where(_where(table, scope))
+        with self._reading() as connection:
+            return int(connection.execute(query).scalar() or 0)
+
     def latest(self, table_name: str, column: str, scope: Scope) -> Any:
         """MAX(column) within scope, None when there is no row."""
         table = self.table(table_name)
@@ -177,12 +194,21 @@ class WarehouseResource(ConfigurableResource):
             return connection.execute(query).scalar()
 
     def read(
-        self, table_name: str, scope: Scope | None = None, order_by: Sequence[str] = ()
+        self,
+        table_name: str,
+        scope: Scope | None = None,
+        order_by: Sequence[str] = (),
+        columns: Sequence[str] = (),
+        where: Callable[[Table], ColumnElement[bool]] | None = None,
     ) -> pd.DataFrame:
+        """Rows in `scope` (all columns unless `columns`), optionally filtered by `where`,
+        a condition on the table that the database evaluates."""
         table = self.table(table_name)
-        query = select(table)
+        query = select(*(table.c[c] for c in columns)) if columns else select(table)
         if scope:
             query = query.where(_where(table, scope))
+        if where is not None:
+            query = query.where(where(table))
         if order_by:
             query = query.order_by(*(table.c[c] for c in order_by))
         with self._reading() as connection:
