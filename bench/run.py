@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from floor import run_floor
 from workload import SandboxProcess, Workload
 
+from metrics_pipeline.cli.main import RANGED_RUN_EVENT_SETTINGS
+
 ROOT = Path(__file__).parents[1]
 TOKEN = "sandbox-access-token"  # noqa: S105 - the bundled sandbox's own, not a credential
 API_VERSION = "v24.0"
@@ -282,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             "META_API_VERSION": API_VERSION,
             "META_ACCESS_TOKEN": TOKEN,
             "DAGSTER_DISABLE_TELEMETRY": "1",
+            **RANGED_RUN_EVENT_SETTINGS,  # as docs/deployment.md sets them in production
         }
         result = backfill(env, start, end)
         engine = sa.create_engine(warehouse_db)

@@ -11,6 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 DEMO_DAYS = 42
+# Dagster's own settings for runs over many partitions (docs/deployment.md): write the
+# per-partition materializations in batches, and plan a ranged run with one event per
+# asset instead of one per partition. Without them a 90-day backfill of 20 clients
+# spends about a minute on thousands of single-row event writes.
+RANGED_RUN_EVENT_SETTINGS = {
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+}
 
 
 def _data_dir() -> Path:
@@ -39,9 +47,8 @@ def _quiet_dagster() -> None:
     for category in (dagster.BetaWarning, dagster.PreviewWarning):
         warnings.filterwarnings("ignore", category=category)
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    # A ranged run records one materialization per partition; batching writes them in a
-    # few statements instead of one database round trip each.
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    for name, value in RANGED_RUN_EVENT_SETTINGS.items():
+        os.environ.setdefault(name, value)
     logging.getLogger("dagster").setLevel(logging.ERROR)
 
 

@@ -342,9 +342,17 @@ class GraphApiClient:
         query = InsightQuery(account_id, client_id, since, until, tuple(attribution_windows))
         use_reports = (until - since).days + 1 > self.sync_max_days
         step = self.days_per_report if use_reports else self.days_per_request
+        if not use_reports:
+            return [
+                row for chunk in query.chunks(step) for row in self._sync(chunk, self.page_size)
+            ]
+        # Every job of the range is started first, so Meta computes them side by side and
+        # the range waits about as long as its slowest job, not the sum of them.
+        chunks = list(query.chunks(step))
+        started = [self._try_start_report(chunk) for chunk in chunks]
         rows: list[dict[str, Any]] = []
-        for chunk in query.chunks(step):
-            rows += self._report(chunk) if use_reports else self._sync(chunk, self.page_size)
+        for chunk, report_id in zip(chunks, started, strict=True):
+            rows += self._report(chunk, report_id)
         return rows
 
     # -- synchronous ----------------------------------------------------------------------
@@ -364,11 +372,25 @@ class GraphApiClient:
             raise
 
     # -- async report jobs ----------------------------------------------------------------
-    def _report(self, query: InsightQuery) -> list[dict[str, Any]]:
+    def _try_start_report(self, query: InsightQuery) -> str | MetaApiError | ReportFailedError:
+        """A started job's id, or the failure to start it, which `_report` handles."""
+        try:
+            return self._start_report(query, query.site())
+        except (ReduceDataError, ReportFailedError) as exc:
+            return exc
+
+    def _report(
+        self, query: InsightQuery, started: str | MetaApiError | ReportFailedError | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of one job: awaited (started now, or `started` already), retried once,
+        then split."""
         site = query.site()
         for attempt in (1, 2):
             try:
-                return self._run_report(query, site)
+                pending, started = started, None
+                if isinstance(pending, Exception):
+                    raise pending
+                return self._await_report(pending or self._start_report(query, site), site)
             except ReduceDataError:
                 break
             except ReportFailedError as exc:
@@ -402,13 +424,16 @@ class GraphApiClient:
             o["id"] for o in objects if campaign_id is None or o.get("campaign_id") == campaign_id
         )
 
-    def _run_report(self, query: InsightQuery, site: CallSite) -> list[dict[str, Any]]:
+    def _start_report(self, query: InsightQuery, site: CallSite) -> str:
         started = self.request(
             "POST", self._url(f"{query.account_id}/insights"), query.params(None), site
         )
         report_id = str(started.get("report_run_id") or "")
         if not report_id:
             raise ReportFailedError("started without a report_run_id")
+        return report_id
+
+    def _await_report(self, report_id: str, site: CallSite) -> list[dict[str, Any]]:
         begun = time.monotonic()
         last_progress, progressed_at = -1, begun
         wait = self.report_poll_seconds

@@ -93,7 +93,7 @@ class SandboxState:
     # account digits -> (calls allowed, per window seconds): a tight, enforced limit.
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     throttled: int = 0  # throttling errors the sandbox has returned
-    report_polls_to_complete: int = 2
+    report_seconds: float = 1.0  # how long a report job takes to compute
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -621,6 +621,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 "account_id": account_id,
                 "query": query,
                 "polls": 0,
+                "started": time.monotonic(),
                 "fault": fault.kind if fault else None,
             }
         return {"report_run_id": report_id}
@@ -638,10 +639,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             status, percent = "Job Failed", 0
         elif report["fault"] == "report_stalled":
             status, percent = "Job Running", 10
-        elif report["polls"] >= self.state.report_polls_to_complete:
-            status, percent = "Job Completed", 100
         else:
-            status, percent = ("Job Started" if report["polls"] == 1 else "Job Running"), 50
+            # Meta computes a job in the background: it is done once its time has passed,
+            # however often it is polled.
+            elapsed = time.monotonic() - report["started"]
+            if elapsed >= self.state.report_seconds:
+                status, percent = "Job Completed", 100
+            else:
+                share = int(100 * elapsed / self.state.report_seconds)
+                status, percent = ("Job Started" if share < 10 else "Job Running"), share
         return {
             "id": report_id,
             "account_id": report["account_id"],
