@@ -8,7 +8,9 @@ headers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 # kind -> (HTTP status, error code, subcode, is_transient, message)
@@ -116,6 +118,20 @@ class FaultPlan:
     def clear(self) -> None:
         with self.lock:
             self.faults.clear()
+
+    def data_faults_by_day(self, account: str) -> Callable[[str], tuple[str, ...]]:
+        """`data_faults` for one account as of now, for a whole response: one look under
+        the lock instead of one per row."""
+        with self.lock:
+            relevant = [
+                f for f in self.faults if f.kind in DATA_FAULTS and f.account in (None, account)
+            ]
+
+        @cache
+        def kinds(day: str) -> tuple[str, ...]:
+            return tuple(f.kind for f in relevant if f.day in (None, day))
+
+        return kinds
 
     def data_faults(self, account: str, day: str) -> list[str]:
         """Kinds of the data faults that corrupt this account's rows of `day`."""

@@ -513,6 +513,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         for rule in _json_param(query, "filtering", []):
             if rule.get("field") in ("campaign.id", "adset.id") and rule.get("operator") == "IN":
                 wanted[rule["field"]] = {str(v) for v in rule.get("value") or []}
+        self._day_faults = self.state.faults.data_faults_by_day(account_id)
         rows: list[dict] = []
         day = since
         while day <= until:
@@ -546,17 +547,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _mangle(self, account_id: str, since: date, until: date, rows: list[dict]) -> list[dict]:
         """Input faults that change the set of rows rather than their values."""
-        faults = self.state.faults
+        day_faults = self._day_faults
         mangled = []
         for row in rows:
-            kinds = faults.data_faults(account_id, row["date_start"])
+            kinds = day_faults(row["date_start"])
             mangled.append(row)
             if "duplicate_rows" in kinds:
                 mangled.append(dict(row))
         repeat_days = [
-            r["date_start"]
-            for r in rows
-            if "repeated_page" in faults.data_faults(account_id, r["date_start"])
+            r["date_start"] for r in rows if "repeated_page" in day_faults(r["date_start"])
         ]
         if repeat_days:
             # The rows of that day come back twice in a row, as a page Meta served again.
@@ -564,7 +563,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             block = [dict(r) for r in mangled[first : first + DEFAULT_LIMIT]]
             mangled[first + len(block) : first + len(block)] = block
         for kind_day in {r["date_start"] for r in rows}:
-            if "out_of_range_date" in faults.data_faults(account_id, kind_day) and mangled:
+            if "out_of_range_date" in day_faults(kind_day) and mangled:
                 stray = dict(next(r for r in mangled if r["date_start"] == kind_day))
                 stray["date_start"] = stray["date_stop"] = (until + timedelta(days=1)).isoformat()
                 mangled.append(stray)
@@ -586,7 +585,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "spend": format_minor(events.spend_minor, account.exponent),
             "ctr": f"{(events.clicks * 100 / events.impressions):.6f}",
         }
-        corruptions = self.state.faults.data_faults(account.spec.account_id, day.isoformat())
+        corruptions = self._day_faults(day.isoformat())
         for kind in corruptions:
             row.update(_corrupt(kind, events, account.exponent))
         if "missing_ad_id" in corruptions:
@@ -613,7 +612,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _start_report(self, account_id: str, query: dict[str, list[str]]) -> dict:
         self._known_account(account_id)
-        self._insights(account_id, query)  # validate now, like Meta does
+        rows = self._insights(account_id, query)  # validated now, like Meta does
         fault = self.state.faults.take("report", account_id, _days_spanned(query), REPORT_FAULTS)
         with self.state.lock:
             report_id = f"report_{len(self.state.reports) + 1}_{account_id}"
@@ -622,6 +621,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 "query": query,
                 "polls": 0,
                 "started": time.monotonic(),
+                "rows": rows,  # the job's fixed result, paged once it is done
                 "fault": fault.kind if fault else None,
             }
         return {"report_run_id": report_id}
