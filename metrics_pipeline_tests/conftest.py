@@ -66,8 +66,8 @@ def _postgres_url() -> str:
     return os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
 
 
-def _postgres_schema_url() -> Iterator[str]:
-    """A fresh schema per test, so tests never see each other's rows."""
+def require_postgres() -> sa.Engine:
+    """An engine on the test server; a failure in CI when it is unreachable, else a skip."""
     base = _postgres_url()
     engine = sa.create_engine(base)
     try:
@@ -78,6 +78,13 @@ def _postgres_schema_url() -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required in CI and is unreachable at {base}: {exc}")
         pytest.skip(f"PostgreSQL unreachable at {base} (set {POSTGRES_URL_ENV})")
+    return engine
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    """A fresh schema per test, so tests never see each other's rows."""
+    base = _postgres_url()
+    engine = require_postgres()
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with engine.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))

@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
-from metrics_pipeline.assets.accounts import resolve_account
+from metrics_pipeline.assets.accounts import AccountInfo, resolve_account
 from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
 from metrics_pipeline.assets.meta_ad_objects import META_POOL, meta_retry_policy
@@ -29,6 +30,11 @@ class ClientCollection:
     retryable: bool = False
     rows: int = 0
 
+    def absorb(self, other: "ClientCollection") -> None:
+        self.written += other.written
+        self.failures += other.failures
+        self.rows += other.rows
+
 
 def collect_client(
     client: ClientConfig,
@@ -50,50 +56,71 @@ def collect_client(
         ]
         days = [d for d in days if d <= today]
         for since, until in contiguous_ranges(days):
-            span = {d for d in days if since <= d <= until}
-            raw = api.insights(
+            # Each chunk of days is checked and stored before the next is read, so memory
+            # stays bounded however long the range.
+            for first, last, raw in api.insight_chunks(
                 client.meta_ad_account_id, since, until, client.attribution_windows, client.id
-            )
-            parsed = parse_insight_rows(
-                raw,
-                client_id=client.id,
-                account_id=client.meta_ad_account_id,
-                currency=account.currency,
-                days=span,
-                attribution_windows=client.attribution_windows,
-                mapping=client.conversion_mapping,
-                collected_at=now,
-            )
-            bad = parsed.bad_days(span)
-            outcome.failures += summarize_problems(parsed.problems)
-            for ignored in parsed.ignored:
-                log.warning(f"Row left out: {ignored}")
-            good = sorted(span - bad)
-            if not good:
-                continue
-            rows = [r for d in good for r in parsed.rows_by_day.get(d, [])]
-            collections = [
-                {
-                    "client_id": client.id,
-                    "date": d,
-                    "row_count": len(parsed.rows_by_day.get(d, [])),
-                    "currency": account.currency,
-                    "collected_at": now,
-                }
-                for d in good
-            ]
-            scope = [{"client_id": client.id, "date": good}]
-            warehouse.replace_many(
-                [
-                    ("meta_insights", scope, rows),
-                    ("meta_insight_collections", scope, collections),
-                ]
-            )
-            outcome.rows += len(rows)
-            outcome.written += [(client.id, d) for d in good]
+            ):
+                outcome.absorb(
+                    store_chunk(client, account, raw, days, first, last, warehouse, now, log)
+                )
     except MetaApiError as exc:
         outcome.failures.append(str(exc))
         outcome.retryable = exc.kind in RETRYABLE
+    return outcome
+
+
+def store_chunk(
+    client: ClientConfig,
+    account: AccountInfo,
+    raw: list[dict[str, Any]],
+    days: list[date],
+    first: date,
+    last: date,
+    warehouse: WarehouseResource,
+    now: datetime,
+    log: QueuedLog,
+) -> ClientCollection:
+    """Validate one chunk of raw rows and store its good days in one transaction."""
+    outcome = ClientCollection()
+    span = {d for d in days if first <= d <= last}
+    parsed = parse_insight_rows(
+        raw,
+        client_id=client.id,
+        account_id=client.meta_ad_account_id,
+        currency=account.currency,
+        days=span,
+        attribution_windows=client.attribution_windows,
+        mapping=client.conversion_mapping,
+        collected_at=now,
+    )
+    bad = parsed.bad_days(span)
+    outcome.failures += summarize_problems(parsed.problems)
+    for ignored in parsed.ignored:
+        log.warning(f"Row left out: {ignored}")
+    good = sorted(span - bad)
+    if not good:
+        return outcome
+    rows = [r for d in good for r in parsed.rows_by_day.get(d, [])]
+    collections = [
+        {
+            "client_id": client.id,
+            "date": d,
+            "row_count": len(parsed.rows_by_day.get(d, [])),
+            "currency": account.currency,
+            "collected_at": now,
+        }
+        for d in good
+    ]
+    scope = [{"client_id": client.id, "date": good}]
+    warehouse.replace_many(
+        [
+            ("meta_insights", scope, rows),
+            ("meta_insight_collections", scope, collections),
+        ]
+    )
+    outcome.rows += len(rows)
+    outcome.written += [(client.id, d) for d in good]
     return outcome
 
 

@@ -332,7 +332,20 @@ class GraphApiClient:
         attribution_windows: tuple[str, ...],
         client_id: str,
     ) -> list[dict[str, Any]]:
-        """Ad-level daily insights by country for every status.
+        """Ad-level daily insights by country for every status, the whole range at once."""
+        chunks = self.insight_chunks(account_id, since, until, attribution_windows, client_id)
+        return [row for _, _, rows in chunks for row in rows]
+
+    def insight_chunks(
+        self,
+        account_id: str,
+        since: date,
+        until: date,
+        attribution_windows: tuple[str, ...],
+        client_id: str,
+    ) -> Iterator[tuple[date, date, list[dict[str, Any]]]]:
+        """Ad-level daily insights by country for every status, one chunk of days at a time
+        (first day, last day, rows), so a long range never has to sit in memory whole.
 
         Short ranges are read synchronously in chunks of `days_per_request`; longer ones run
         as async report jobs of up to `days_per_report` days. Meta's "reduce the amount of
@@ -342,18 +355,16 @@ class GraphApiClient:
         query = InsightQuery(account_id, client_id, since, until, tuple(attribution_windows))
         use_reports = (until - since).days + 1 > self.sync_max_days
         step = self.days_per_report if use_reports else self.days_per_request
+        chunks = list(query.chunks(step))
         if not use_reports:
-            return [
-                row for chunk in query.chunks(step) for row in self._sync(chunk, self.page_size)
-            ]
+            for chunk in chunks:
+                yield chunk.since, chunk.until, self._sync(chunk, self.page_size)
+            return
         # Every job of the range is started first, so Meta computes them side by side and
         # the range waits about as long as its slowest job, not the sum of them.
-        chunks = list(query.chunks(step))
         started = [self._try_start_report(chunk) for chunk in chunks]
-        rows: list[dict[str, Any]] = []
         for chunk, report_id in zip(chunks, started, strict=True):
-            rows += self._report(chunk, report_id)
-        return rows
+            yield chunk.since, chunk.until, self._report(chunk, report_id)
 
     # -- synchronous ----------------------------------------------------------------------
     def _sync(self, query: InsightQuery, limit: int) -> list[dict[str, Any]]:
