@@ -46,6 +46,7 @@ TARGETS = {
     "cache_read_p99_ms": ("<", 5.0),
     "daily_read_p99_ms": ("<", 50.0),
     "peak_rss_mib": ("<", 1024.0),
+    "scaling_per_day_ratio": ("<=", 1.1),  # and >= 0.9: see _verdicts
 }
 
 
@@ -211,8 +212,12 @@ def read_latency(warehouse_url: str, client_id: str, end: date, reads: int) -> d
 def _verdicts(figures: dict) -> dict[str, bool]:
     verdicts = {}
     for name, (op, bound) in TARGETS.items():
+        if name not in figures:
+            continue
         value = figures[name]
         verdicts[name] = {"<=": value <= bound, ">=": value >= bound, "<": value < bound}[op]
+    if "scaling_per_day_ratio" in verdicts:  # linear within 10 % either way
+        verdicts["scaling_per_day_ratio"] &= figures["scaling_per_day_ratio"] >= 0.9
     return verdicts
 
 
@@ -258,6 +263,20 @@ def markdown(figures: dict, verdicts: dict[str, bool]) -> str:
         ("   90-day KPI read, p99", f"{figures['daily_read_p99_ms']} ms", "daily_read_p99_ms"),
         ("6. Peak RSS of the backfill", f"{figures['peak_rss_mib']} MiB", "peak_rss_mib"),
     ]
+    if "scaling_days" in figures:
+        rows += [
+            (
+                f"7. {figures['scaling_days']}-day backfill",
+                f"{figures['scaling_backfill_seconds']} s",
+                "",
+            ),
+            (
+                f"   cost per day, {figures['scaling_days']} / {figures['days']} days",
+                figures["scaling_per_day_ratio"],
+                "scaling_per_day_ratio",
+            ),
+            ("   its peak RSS", f"{figures['scaling_peak_rss_mib']} MiB", ""),
+        ]
     lines = ["| Figure | Value | Target |", "|---|---|---|"]
     for label, value, target in rows:
         mark = ""
@@ -283,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         help="an admin connection; the bench creates and drops its own databases",
     )
     parser.add_argument("--database-prefix", default="metrics_bench")
+    parser.add_argument(
+        "--scaling-days",
+        type=int,
+        default=0,
+        help="also time a backfill this long (e.g. 365) and compare its cost per day",
+    )
     parser.add_argument("--keep-databases", action="store_true", help="for a look afterwards")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
@@ -291,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     end = now.date() - timedelta(days=1)
     start = end - timedelta(days=args.days - 1)
-    oldest = end - timedelta(days=max(args.days, *args.cache_history) + 7)
+    oldest = end - timedelta(days=max(args.days, args.scaling_days, *args.cache_history) + 7)
     work = Path(tempfile.mkdtemp(prefix="metrics-bench-"))
     home = work / "dagster_home"
     home.mkdir()
@@ -372,6 +397,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(4) cache refresh (step, s): {refresh}", flush=True)
 
         figures.update(read_latency(warehouse_db, workload.client_ids()[0], end, args.reads))
+
+        if args.scaling_days:
+            # The same clients over a longer window, on fresh databases: the cost per day
+            # should stay what it was (a linear backfill).
+            long_env = {
+                **env,
+                "METRICS_WAREHOUSE_URL": _fresh_database(args.postgres_url, args.database_prefix),
+                "DAGSTER_PG_URL": _fresh_database(
+                    args.postgres_url, f"{args.database_prefix}_dagster"
+                ),
+            }
+            long_start = end - timedelta(days=args.scaling_days - 1)
+            long = backfill(long_env, long_start, end)
+            figures["scaling_days"] = args.scaling_days
+            figures["scaling_backfill_seconds"] = long["seconds"]
+            figures["scaling_peak_rss_mib"] = long["peak_rss_mib"]
+            figures["scaling_per_day_ratio"] = round(
+                (long["seconds"] / args.scaling_days) / (result["seconds"] / args.days), 2
+            )
+            print(f"(7) {args.scaling_days}-day backfill: {long['seconds']} s", flush=True)
     figures["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

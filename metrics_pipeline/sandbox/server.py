@@ -388,7 +388,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 rows = self._insights(report["account_id"], report["query"])
                 with self.state.lock:
                     rows = report.setdefault("rows", rows)
-            return 200, self._page(rows, query)
+            page = self._page(rows, query)
+            if "next" not in page.get("paging", {}):
+                with self.state.lock:
+                    report.pop("rows", None)  # read to the end: free it (re-reading recomputes)
+            return 200, page
         raise ApiError(400, 803, f"Unsupported request path {path}")
 
     # -- control --------------------------------------------------------------------------

@@ -16,22 +16,27 @@ from sqlalchemy import Connection, Table
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _text(value: Any) -> str:
-    """One value in COPY's text format; the database parses it with the column's type."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    return str(value).translate(_ESCAPES)
-
-
 def copy_rows(connection: Connection, table: Table, records: Sequence[dict[str, Any]]) -> None:
+    """COPY `records` in COPY's text format; the database parses each value with its
+    column's type. Only text needs escaping; None is COPY's NULL."""
     columns = [c.name for c in table.columns]
-    buffer = io.StringIO()
+    lines = []
     for record in records:
-        buffer.write("\t".join([_text(record[c]) for c in columns]))
-        buffer.write("\n")
-    buffer.seek(0)
+        lines.append(
+            "\t".join(
+                [
+                    "\\N"
+                    if (value := record[name]) is None
+                    else value.translate(_ESCAPES)
+                    if value.__class__ is str
+                    else ("t" if value else "f")
+                    if value.__class__ is bool
+                    else str(value)
+                    for name in columns
+                ]
+            )
+        )
+    buffer = io.StringIO("\n".join(lines) + "\n" if lines else "")
     names = ", ".join(f'"{c}"' for c in columns)
     cursor = connection.connection.cursor()
     try:
