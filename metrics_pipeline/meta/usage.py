@@ -60,6 +60,9 @@ def read_usage(headers: Mapping[str, str]) -> tuple[float, float, float]:
     return (max(percents, default=0.0), regain_seconds, reset_seconds)
 
 
+RESET_MARGIN_SECONDS = 0.05
+
+
 class UsageGovernor:
     """Shared usage state: how close each account is to Meta's limits, and for how long
     Meta has said to stay away."""
@@ -96,7 +99,10 @@ class UsageGovernor:
             wait = max(0.0, usage.regain_at - time.monotonic())
             if usage.percent >= slow_down_at:
                 share = min(1.0, (usage.percent - slow_down_at) / max(1.0, 95.0 - slow_down_at))
-                ceiling = min(max_pause, usage.reset_seconds) if usage.reset_seconds else max_pause
+                # A little past the reported reset: Meta rounds it, and a call that lands
+                # just before the oldest one leaves the window is the one over the limit.
+                reset = usage.reset_seconds + RESET_MARGIN_SECONDS
+                ceiling = min(max_pause, reset) if usage.reset_seconds else max_pause
                 wait = max(wait, ceiling * share)
             return wait
 
