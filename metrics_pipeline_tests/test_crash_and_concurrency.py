@@ -183,13 +183,14 @@ def test_a_dropped_database_connection_rolls_back_and_a_rerun_completes(
 
     def terminate_writer() -> None:
         deadline = time.monotonic() + 120
-        # Cut the first write caught in the middle of its INSERT or DELETE.
+        # Cut the first write caught in the middle of its DELETE, INSERT or COPY.
         while time.monotonic() < deadline and not done.is_set() and not terminated:
             with admin.connect() as connection:
                 pids = connection.execute(
                     sa.text(
                         "SELECT pid FROM pg_stat_activity WHERE application_name = :name"
-                        " AND (query ILIKE 'INSERT INTO%' OR query ILIKE 'DELETE FROM%')"
+                        " AND (query ILIKE 'INSERT INTO%' OR query ILIKE 'DELETE FROM%'"
+                        " OR query ILIKE 'COPY %')"
                         " AND state = 'active'"
                     ),
                     {"name": application},
