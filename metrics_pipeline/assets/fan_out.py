@@ -51,8 +51,9 @@ def for_each_client(
 ) -> dict[str, T]:
     """`work(client_id, log)` for every client, at most `max_workers` at once.
 
-    Results come back keyed by client in the given order. An exception in one client's
-    work is re-raised only after every other client has finished.
+    Results come back keyed by client in the given order. Work is expected to catch the
+    errors that belong to one client; anything else is re-raised, on threads once every
+    other client has finished.
     """
     queued = QueuedLog()
     if max_workers <= 1 or len(client_ids) <= 1:
