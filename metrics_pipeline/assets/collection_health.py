@@ -8,9 +8,9 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from metrics_pipeline.assets.accounts import client_zones
-from metrics_pipeline.automation.gaps import missing_days
 from metrics_pipeline.automation.schedules import SETTLE_HOURS
 from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.checks.daily_kpi_data import due_days
 from metrics_pipeline.checks.report import markdown_table
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
@@ -45,9 +45,16 @@ def build_collection_health(catalog: Catalog):
         materialized = {
             str(k) for k in context.instance.get_materialized_partitions(AssetKey("daily_kpi_data"))
         }
-        gaps = missing_days(
-            catalog, materialized, zones, now, checks.completeness_days, SETTLE_HOURS
-        )
+        # The same window as the completeness check, so both report the same numbers.
+        due = {
+            client_id: due_days(catalog.partitions.history_start, now, tz, checks)
+            for client_id, tz in zones.items()
+        }
+        gaps = {
+            client_id: missing
+            for client_id, days in due.items()
+            if (missing := [d for d in days if f"{client_id}|{d}" not in materialized])
+        }
         statuses = (
             context.instance.get_status_by_partition(
                 AssetKey("meta_insights"),
@@ -70,7 +77,7 @@ def build_collection_health(catalog: Catalog):
                 if status == AssetPartitionStatus.FAILED and k.split("|")[0] == client.id
             )
             collected = warehouse.read("meta_insight_collections", {"client_id": client.id})
-            window = checks.completeness_days
+            window = len(due.get(client.id, [])) or 1
             rows.append(
                 {
                     "client_id": client.id,

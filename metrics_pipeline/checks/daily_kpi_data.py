@@ -31,6 +31,14 @@ def last_due_day(now: datetime, tz: str, fresh_by_hour: int) -> date:
     return local.date() - timedelta(days=1 if local.hour >= fresh_by_hour else 2)
 
 
+def due_days(history_start: date, now: datetime, tz: str, checks: CheckSettings) -> list[date]:
+    """The days of the checked history that must be stored by `now`: the one window the
+    completeness check and collection_health both count."""
+    last = last_due_day(now, tz, checks.daily_fresh_by_hour)
+    first = max(history_start, last - timedelta(days=checks.completeness_days - 1))
+    return Period(first, last).days() if first <= last else []
+
+
 def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
     @asset_check(
         asset=daily_kpi_data,
@@ -118,12 +126,7 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
                 tz = client_timezone(client, warehouse)
             except ValueError:
                 tz = "UTC"
-            yesterday = last_due_day(now, tz, checks.daily_fresh_by_hour)
-            start = max(
-                catalog.partitions.history_start,
-                yesterday - timedelta(days=checks.completeness_days - 1),
-            )
-            days = Period(start, yesterday).days()
+            days = due_days(catalog.partitions.history_start, now, tz, checks)
             covered[client.id] = days
             stored = set(
                 warehouse.read(
