@@ -46,7 +46,6 @@ class StageOutcome:
     run_id: str
     success: bool
     errors: list[str] = field(default_factory=list)
-    stored: int = 0  # raw (client, day) partitions the stage stored despite failing
     failed_steps: list[str] = field(default_factory=list)
 
 
@@ -166,14 +165,8 @@ def run_stage(
         raise_on_error=False,
     )
     errors = [step_error(event) for event in result.get_step_failure_events()]
-    records = instance.get_records_for_run(
-        result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=100_000
-    ).records
-    stored = sum(
-        1 for r in records if r.event_log_entry.dagster_event.asset_key == AssetKey("meta_insights")
-    )
     failed_steps = [event.step_key for event in result.get_step_failure_events()]
-    return StageOutcome(stage, result.run_id, result.success, errors, stored, failed_steps)
+    return StageOutcome(stage, result.run_id, result.success, errors, failed_steps)
 
 
 def _collect_block(stage, instance, outcome, block, start: date, last: date) -> set[str]:

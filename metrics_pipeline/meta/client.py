@@ -324,18 +324,6 @@ class GraphApiClient:
         }
         return list(self.paginate(f"{account_id}/{edge}", params, site))
 
-    def insights(
-        self,
-        account_id: str,
-        since: date,
-        until: date,
-        attribution_windows: tuple[str, ...],
-        client_id: str,
-    ) -> list[dict[str, Any]]:
-        """Ad-level daily insights by country for every status, the whole range at once."""
-        chunks = self.insight_chunks(account_id, since, until, attribution_windows, client_id)
-        return [row for _, _, rows in chunks for row in rows]
-
     def insight_chunks(
         self,
         account_id: str,
