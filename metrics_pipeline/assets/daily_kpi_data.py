@@ -10,7 +10,15 @@ from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
 from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.insight_kpis import INPUT_COLUMNS, kpi_inputs
+from metrics_pipeline.domain.conversions import ConversionMapping, mapping_fingerprint
+from metrics_pipeline.domain.insight_kpis import (
+    FINGERPRINT_COLUMN,
+    INPUT_COLUMNS,
+    KEY_COLUMNS,
+    SUMMED_COLUMNS,
+    kpi_inputs,
+    kpi_inputs_from_sums,
+)
 from metrics_pipeline.domain.kpis import aggregate_kpis, totals_record
 from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
 from metrics_pipeline.partitions import dates_by_client
@@ -18,6 +26,38 @@ from metrics_pipeline.warehouse.resource import WarehouseResource
 
 PLATFORM = "meta"
 DATA_SOURCE = "meta_insights"
+
+
+def read_kpi_inputs(
+    warehouse: WarehouseResource, client_id: str, days: list[date], mapping: ConversionMapping
+) -> pd.DataFrame:
+    """The client's KPI inputs for `days`, as sums per (date, campaign).
+
+    Rows whose stored conversion metrics came from the client's current mapping are summed
+    by the database; the others (stored under another mapping, or before the metrics were
+    stored) are derived again from their actions by the same `conversion_metrics`.
+    """
+    fingerprint = mapping_fingerprint(mapping)
+    scope = {"client_id": client_id, "date": days}
+    current = warehouse.totals(
+        "meta_insights",
+        SUMMED_COLUMNS,
+        scope,
+        group_by=KEY_COLUMNS,
+        where=lambda t: t.c[FINGERPRINT_COLUMN] == fingerprint,
+    )
+    stale = warehouse.read(
+        "meta_insights",
+        scope,
+        columns=INPUT_COLUMNS,
+        where=lambda t: t.c[FINGERPRINT_COLUMN].is_distinct_from(fingerprint),
+    )
+    frames = (kpi_inputs_from_sums(current), kpi_inputs(stale, mapping))
+    parts = [frame for frame in frames if not frame.empty]
+    if len(parts) != 1:
+        parts = [pd.concat(parts or [frames[0]], ignore_index=True)]
+    # In key order, so a campaign named two ways in one day keeps the greater name.
+    return parts[0].sort_values(list(KEY_COLUMNS), kind="stable", ignore_index=True)
 
 
 def daily_rows(
@@ -82,12 +122,8 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
             collected = sorted(set(collections["date"]))
             if not collected:
                 continue
-            insights = warehouse.read(
-                "meta_insights", {"client_id": client_id, "date": collected}, columns=INPUT_COLUMNS
-            )
-            rows = daily_rows(
-                client_id, kpi_inputs(insights, client.conversion_mapping), collections
-            )
+            inputs = read_kpi_inputs(warehouse, client_id, collected, client.conversion_mapping)
+            rows = daily_rows(client_id, inputs, collections)
             warehouse.replace(
                 "daily_kpi_data",
                 [{"client_id": client_id, "date": collected, "platform": PLATFORM}],

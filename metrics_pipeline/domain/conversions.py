@@ -8,6 +8,8 @@ distinct action types together, and it may not add known synonyms.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -38,6 +40,9 @@ COUNT_RULE_METRICS = (
 )
 VALUE_RULE_METRICS = ("reservation_value_cents",)
 PURCHASE_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
+# Raised whenever `conversion_metrics` changes what it computes, so conversion metrics
+# stored with an older fingerprint are derived again (see `mapping_fingerprint`).
+CONVERSION_RULES_REVISION = 1
 
 
 class ActionValueError(ValueError):
@@ -125,3 +130,22 @@ def conversion_metrics(
     )
     result["total_conversions"] = sum(result[m] for m in mapping.total_conversions)
     return result
+
+
+def mapping_fingerprint(mapping: ConversionMapping) -> str:
+    """A short stable digest of a mapping and of the rules' revision.
+
+    Conversion metrics stored with an insight row carry the fingerprint of the mapping that
+    computed them; a row whose fingerprint differs from the client's mapping today is
+    derived again from its stored actions, so editing a mapping never leaves stale numbers.
+    """
+    described = {
+        "revision": CONVERSION_RULES_REVISION,
+        "rules": {
+            metric: [list(rule.action_types), rule.combine]
+            for metric, rule in sorted(mapping.rules.items())
+        },
+        "total_conversions": list(mapping.total_conversions),
+    }
+    text = json.dumps(described, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,22 +1,46 @@
-"""From raw insight rows to KPI inputs: the one place actions become conversion metrics."""
+"""From raw insight rows to KPI inputs: the one place actions become conversion metrics.
+
+Conversion metrics are computed once per insight row, by `conversion_metrics`, when the
+row is validated, and stored with the row together with the fingerprint of the mapping
+that computed them. Daily KPIs then sum the stored columns; rows stored under another
+mapping (or before the columns existed) are derived again from their stored actions.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pandas as pd
 
-from metrics_pipeline.domain.conversions import ConversionMapping, conversion_metrics
+from metrics_pipeline.domain.conversions import (
+    COUNT_RULE_METRICS,
+    ConversionMapping,
+    conversion_metrics,
+)
 from metrics_pipeline.domain.kpis import ADDITIVE_METRICS
-from metrics_pipeline.domain.money import decimal_to_cents
+from metrics_pipeline.domain.money import cents_to_decimal, decimal_to_cents
 
 KEY_COLUMNS = ("date", "campaign_id", "campaign_name")
-# The columns of meta_insights that KPIs are made of.
+# The columns of meta_insights that KPIs are made of when derived from the actions.
 INPUT_COLUMNS = (*KEY_COLUMNS, "spend", "impressions", "clicks", "actions", "action_values")
+# Conversion metrics as stored on each meta_insights row: counts, and money as a decimal.
+STORED_CONVERSION_COUNTS = (*COUNT_RULE_METRICS, "total_conversions")
+STORED_CONVERSION_COLUMNS = (*STORED_CONVERSION_COUNTS, "reservation_value")
+# The columns summed per (date, campaign) when every row's stored metrics are current.
+SUMMED_COLUMNS = ("spend", "impressions", "clicks", *STORED_CONVERSION_COLUMNS)
+FINGERPRINT_COLUMN = "conversions_fingerprint"
+
+
+def stored_conversions(metrics: Mapping[str, int]) -> dict[str, object]:
+    """`conversion_metrics` of one row in stored form (money in hundredths -> decimal)."""
+    stored: dict[str, object] = {m: metrics[m] for m in STORED_CONVERSION_COUNTS}
+    stored["reservation_value"] = cents_to_decimal(metrics["reservation_value_cents"])
+    return stored
 
 
 def kpi_inputs(insights: pd.DataFrame, mapping: ConversionMapping) -> pd.DataFrame:
-    """One additive row per insight row: spend in hundredths, counts, conversion metrics."""
+    """One additive row per insight row, its conversion metrics derived from its actions."""
     columns = [*KEY_COLUMNS, *ADDITIVE_METRICS]
     if insights.empty:
         return pd.DataFrame(columns=columns)
@@ -30,4 +54,25 @@ def kpi_inputs(insights: pd.DataFrame, mapping: ConversionMapping) -> pd.DataFra
     frame["total_clicks"] = insights["clicks"].astype("int64")
     for key in KEY_COLUMNS:
         frame[key] = insights[key]
+    return frame[columns]
+
+
+def kpi_inputs_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
+    """Sums of SUMMED_COLUMNS per KEY_COLUMNS -> the same additive columns as `kpi_inputs`.
+
+    Every KPI input is a sum, so a frame of partial sums aggregates to the same totals as
+    the rows it sums.
+    """
+    columns = [*KEY_COLUMNS, *ADDITIVE_METRICS]
+    if sums.empty:
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame(
+        {m: sums[m].astype("int64") for m in STORED_CONVERSION_COUNTS}, index=sums.index
+    )
+    frame["total_spend_cents"] = [decimal_to_cents(v) for v in sums["spend"]]
+    frame["reservation_value_cents"] = [decimal_to_cents(v) for v in sums["reservation_value"]]
+    frame["total_impressions"] = sums["impressions"].astype("int64")
+    frame["total_clicks"] = sums["clicks"].astype("int64")
+    for key in KEY_COLUMNS:
+        frame[key] = sums[key]
     return frame[columns]

@@ -18,7 +18,9 @@ from metrics_pipeline.domain.conversions import (
     ActionValueError,
     ConversionMapping,
     conversion_metrics,
+    mapping_fingerprint,
 )
+from metrics_pipeline.domain.insight_kpis import FINGERPRINT_COLUMN, stored_conversions
 from metrics_pipeline.domain.money import MoneyError, cents_to_decimal, parse_amount_cents
 
 COUNT_FIELDS = ("impressions", "clicks", "reach")
@@ -82,6 +84,7 @@ def parse_insight_rows(
     parsed = ParsedInsights()
     seen: dict[tuple[date, str, str], dict[str, Any]] = {}
     windows_json = json.dumps(list(attribution_windows))
+    fingerprint = mapping_fingerprint(mapping)
     for raw in raw_rows:
         day_text = raw.get("date_start")
         try:
@@ -137,7 +140,9 @@ def parse_insight_rows(
                     problem = RowProblem(client_id, day, name, raw.get(name), str(exc))
         if problem is None:
             try:
-                conversion_metrics(raw.get("actions"), raw.get("action_values"), mapping)
+                metrics = conversion_metrics(raw.get("actions"), raw.get("action_values"), mapping)
+                record.update(stored_conversions(metrics))
+                record[FINGERPRINT_COLUMN] = fingerprint
             except ActionValueError as exc:
                 problem = RowProblem(
                     client_id, day, f"actions[{exc.action_type}]", exc.value, "not a number"

@@ -166,14 +166,22 @@ class WarehouseResource(ConfigurableResource):
         return [len(records) for _, _, records in prepared]
 
     def totals(
-        self, table_name: str, columns: Sequence[str], scope: Scope, group_by: Sequence[str] = ()
+        self,
+        table_name: str,
+        columns: Sequence[str],
+        scope: Scope,
+        group_by: Sequence[str] = (),
+        where: Callable[[Table], ColumnElement[bool]] | None = None,
     ) -> pd.DataFrame:
-        """SUM of `columns` per `group_by`, computed by the database itself."""
+        """SUM of `columns` per `group_by`, computed by the database itself, over the rows
+        in `scope` (and meeting `where`, a condition on the table, if given)."""
         table = self.table(table_name)
         query = select(
             *(table.c[c] for c in group_by), *(func.sum(table.c[c]).label(c) for c in columns)
         )
         query = query.where(_where(table, scope))
+        if where is not None:
+            query = query.where(where(table))
         if group_by:
             query = query.group_by(*(table.c[c] for c in group_by))
         with self._reading() as connection:

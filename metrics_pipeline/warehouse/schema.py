@@ -16,7 +16,9 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+from metrics_pipeline.domain.insight_kpis import FINGERPRINT_COLUMN, STORED_CONVERSION_COUNTS
+
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -44,6 +46,22 @@ def _kpi_columns() -> list[Column]:
         Column("cost_per_reservation", RATIO),
         Column("average_cpa", RATIO),
     ]
+
+
+def _stored_conversion_columns() -> list[Column]:
+    """A raw row's conversion metrics as computed when it was stored, and the fingerprint
+    of the mapping that computed them (NULL on rows stored before schema version 2)."""
+    return [
+        *(Column(name, BigInteger) for name in STORED_CONVERSION_COUNTS),
+        Column("reservation_value", MONEY),
+        Column(FINGERPRINT_COLUMN, String(16)),
+    ]
+
+
+# Columns added by each schema version, for the migrations in `versioning`.
+ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
+    2: {"meta_insights": (*STORED_CONVERSION_COUNTS, "reservation_value", FINGERPRINT_COLUMN)},
+}
 
 
 schema_info = Table(
@@ -108,6 +126,7 @@ meta_insights = Table(
     Column("action_values", Text, nullable=False),
     Column("attribution_windows", Text, nullable=False),
     Column("collected_at", DateTime(timezone=True), nullable=False),
+    *_stored_conversion_columns(),
 )
 
 # One row per collected (client, day), written with that day's insights: tells a day that

@@ -15,8 +15,24 @@ from metrics_pipeline.warehouse import schema
 
 COMPONENT = "warehouse"
 SCHEMA_LOCK = 727_001  # advisory lock key held while the schema is checked or changed
+
+
+def _add_columns(version: int) -> Callable[[Connection], None]:
+    """A migration that adds the columns `schema.ADDED_COLUMNS` lists for `version`."""
+
+    def migrate(connection: Connection) -> None:
+        for table_name, columns in schema.ADDED_COLUMNS[version].items():
+            table = schema.metadata.tables[table_name]
+            for name in columns:
+                column = table.c[name]
+                kind = column.type.compile(dialect=connection.dialect)
+                connection.execute(text(f'ALTER TABLE "{table_name}" ADD COLUMN "{name}" {kind}'))
+
+    return migrate
+
+
 # version -> function migrating a warehouse from that version to the next one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_columns(2)}
 
 
 class WarehouseSchemaError(RuntimeError):
