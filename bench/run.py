@@ -228,6 +228,12 @@ def markdown(figures: dict, verdicts: dict[str, bool]) -> str:
         ("2. Floor (bare fetch + COPY)", f"{figures['floor_seconds']} s", ""),
         ("   backfill / floor", figures["backfill_over_floor"], "backfill_over_floor"),
         (
+            "   floor reading JSON with orjson, as the pipeline does",
+            f"{figures['floor_orjson_seconds']} s",
+            "",
+        ),
+        ("   backfill / that floor", figures["backfill_over_floor_orjson"], ""),
+        (
             f"3. Run per partition, {figures['sample_partitions']} partitions of one client",
             f"{figures['sample_per_partition_seconds']} s",
             "",
@@ -367,6 +373,19 @@ def main(argv: list[str] | None = None) -> int:
         assert loaded == rows, f"the floor loaded {loaded} rows, the pipeline {rows}"
         figures["backfill_over_floor"] = round(result["seconds"] / figures["floor_seconds"], 2)
         print(f"(2) floor: {figures['floor_seconds']} s", flush=True)
+        # The same loop reading and writing JSON with orjson, as the pipeline does: how much
+        # of the ratio is the JSON library rather than the pipeline's own work.
+        began = time.perf_counter()
+        loaded = run_floor(
+            sandbox_url, API_VERSION, TOKEN, floor_url,
+            [spec.account_id for spec in workload.accounts()], start, end, fast_json=True,
+        )  # fmt: skip
+        figures["floor_orjson_seconds"] = round(time.perf_counter() - began, 2)
+        assert loaded == rows, f"the orjson floor loaded {loaded} rows, the pipeline {rows}"
+        figures["backfill_over_floor_orjson"] = round(
+            result["seconds"] / figures["floor_orjson_seconds"], 2
+        )
+        print(f"(2b) floor with orjson: {figures['floor_orjson_seconds']} s", flush=True)
 
         sample = [end - timedelta(days=n) for n in range(args.sample_days)][::-1]
         comparison = per_partition_vs_range(env, workload.client_ids()[0], sample)

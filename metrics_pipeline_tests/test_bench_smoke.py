@@ -21,6 +21,8 @@ FIGURES = (
     "backfill_seconds",
     "floor_seconds",
     "backfill_over_floor",
+    "floor_orjson_seconds",
+    "backfill_over_floor_orjson",
     "sample_per_partition_seconds",
     "sample_range_seconds",
     "per_partition_over_range",

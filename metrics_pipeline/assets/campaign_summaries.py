@@ -29,7 +29,7 @@ from metrics_pipeline.assets.freshness import (
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period, month_of, week_of
-from metrics_pipeline.domain.summaries import summarize_days
+from metrics_pipeline.domain.summaries import summarize_days, summarize_periods
 from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -75,10 +75,10 @@ def _build_summary(
                     "date": [d for p in periods for d in p.days()],
                 },
             )
+            by_start = summarize_periods(daily, lambda day: period_of(day).start)
             rows = []
             for period in periods:
-                in_period = daily[(daily["date"] >= period.start) & (daily["date"] <= period.end)]
-                result = summarize_days(in_period)
+                result = by_start.get(period.start) or summarize_days(daily.iloc[0:0])
                 rows.append(
                     {
                         "client_id": client_id,

@@ -8,9 +8,9 @@ mapping (or before the columns existed) are derived again from their stored acti
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
+import orjson
 import pandas as pd
 
 from metrics_pipeline.domain.conversions import (
@@ -45,7 +45,7 @@ def kpi_inputs(insights: pd.DataFrame, mapping: ConversionMapping) -> pd.DataFra
     if insights.empty:
         return pd.DataFrame(columns=columns)
     conversions = [
-        conversion_metrics(json.loads(a), json.loads(v), mapping)
+        conversion_metrics(orjson.loads(a), orjson.loads(v), mapping)
         for a, v in zip(insights["actions"], insights["action_values"], strict=True)
     ]
     frame = pd.DataFrame(conversions, index=insights.index)

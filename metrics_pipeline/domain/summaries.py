@@ -7,8 +7,9 @@ Weekly and monthly summaries, the current-week cache and every rollup call
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -88,25 +89,48 @@ class PeriodSummary:
     currency: str | None
 
 
+def summarize_periods(
+    daily: pd.DataFrame, period_of_day: Callable[[date], Hashable]
+) -> dict[Hashable, PeriodSummary]:
+    """The numbers of every period of a client's daily KPI rows, in one grouped pass.
+
+    `period_of_day` names each day's period (a week's Monday, a month's first day); only
+    periods with at least one row appear. Totals and campaigns are grouped sums through
+    `aggregate_kpis`, so a period summarised alone or among others has the same numbers.
+    """
+    if daily.empty:
+        return {}
+    daily = daily.sort_values("date", kind="stable", ignore_index=True)
+    periods = [period_of_day(day) for day in daily["date"]]
+    totals = aggregate_kpis(daily_rows_to_additive(daily).assign(_period=periods), by=["_period"])
+    # A campaign's latest name wins: `_order` is its day's position in date order.
+    entries = campaigns_from_json(daily["campaign_data"])
+    entries["_period"] = [periods[position] for position in entries["_order"]]
+    campaigns = aggregate_campaigns(entries, within=["_period"])
+    campaigns_by_period = dict(iter(campaigns.groupby("_period", sort=False)))
+    grouped = daily.assign(_period=periods).groupby("_period", sort=False)
+    days_with_data = grouped["date"].nunique().to_dict()
+    currencies = grouped["currency"].agg(lambda values: sorted(set(values))).to_dict()
+    summaries = {}
+    for row in totals.to_dict("records"):
+        period = row["_period"]
+        if len(currencies[period]) > 1:
+            raise ValueError(f"days in more than one currency: {currencies[period]}")
+        summaries[period] = PeriodSummary(
+            totals=totals_record(row),
+            campaign_data=campaigns_to_json(campaigns_by_period.get(period, campaigns.iloc[0:0])),
+            days_with_data=int(days_with_data[period]),
+            currency=currencies[period][0] if currencies[period] else None,
+        )
+    return summaries
+
+
 def summarize_days(daily: pd.DataFrame) -> PeriodSummary:
     """The numbers of any set of daily KPI rows (one client), as every store records them."""
-    daily = daily.sort_values("date") if not daily.empty else daily
-    if daily.empty:
-        additive = pd.DataFrame(columns=list(ADDITIVE_METRICS))
-    else:
-        additive = daily_rows_to_additive(daily)
-    totals = totals_record(aggregate_kpis(additive).iloc[0].to_dict())
-    campaigns = aggregate_campaigns(
-        campaigns_from_json(
-            daily["campaign_data"] if not daily.empty else pd.Series([], dtype=object)
-        )
-    )
-    currencies = sorted(set(daily["currency"])) if not daily.empty else []
-    if len(currencies) > 1:
-        raise ValueError(f"days in more than one currency: {currencies}")
+    whole = summarize_periods(daily, lambda _day: "all")
+    if whole:
+        return whole["all"]
+    no_rows = aggregate_kpis(pd.DataFrame(columns=list(ADDITIVE_METRICS))).iloc[0].to_dict()
     return PeriodSummary(
-        totals=totals,
-        campaign_data=campaigns_to_json(campaigns),
-        days_with_data=int(daily["date"].nunique()) if not daily.empty else 0,
-        currency=currencies[0] if currencies else None,
+        totals=totals_record(no_rows), campaign_data="[]", days_with_data=0, currency=None
     )

@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+import orjson
 import requests
 
 from metrics_pipeline.meta.errors import (
@@ -273,8 +274,8 @@ class GraphApiClient:
             return ErrorKind.TRANSIENT, self.redact(f"{type(exc).__name__}"), {}
         self.governor.observe(key, response.headers)
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             return (
                 ErrorKind.TRANSIENT,
                 f"HTTP {response.status_code} with a truncated or non-JSON body",

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import orjson
+
 from metrics_pipeline.domain.conversions import (
     ActionValueError,
     ConversionMapping,
@@ -63,11 +65,15 @@ def _count(value: object) -> int:
 
 
 def _canonical(entries: object) -> str:
+    """A list of action entries as compact JSON with sorted keys: one text per content."""
     if entries is None:
         return "[]"
     if not isinstance(entries, list):
         raise ValueError("not a list")
-    return json.dumps(entries, sort_keys=True, separators=(",", ":"))
+    try:
+        return orjson.dumps(entries, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"cannot be stored as JSON ({exc})") from None
 
 
 def parse_insight_rows(

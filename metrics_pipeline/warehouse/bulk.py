@@ -14,33 +14,46 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = ("\\", "\t", "\n", "\r")
+NULL = "\\N"
+
+
+def _column_text(values: list[Any]) -> list[str]:
+    """One column's values in COPY's text format. Column-wise, so each column's values are
+    converted by one C-level `map` for their type rather than value by value."""
+    kinds = {value.__class__ for value in values}
+    if kinds == {str}:
+        joined = "".join(values)
+        if any(c in joined for c in _SPECIAL):
+            return [value.translate(_ESCAPES) for value in values]
+        return values
+    if kinds & {str, bool}:
+        return [
+            NULL
+            if value is None
+            else value.translate(_ESCAPES)
+            if value.__class__ is str
+            else ("t" if value else "f")
+            if value.__class__ is bool
+            else str(value)
+            for value in values
+        ]
+    if type(None) in kinds:
+        return [NULL if value is None else str(value) for value in values]
+    return list(map(str, values))
 
 
 def copy_rows(connection: Connection, table: Table, records: Sequence[dict[str, Any]]) -> None:
     """COPY `records` in COPY's text format; the database parses each value with its
     column's type. Only text needs escaping; None is COPY's NULL."""
-    columns = [c.name for c in table.columns]
-    lines = []
-    for record in records:
-        lines.append(
-            "\t".join(
-                [
-                    "\\N"
-                    if (value := record[name]) is None
-                    else value.translate(_ESCAPES)
-                    if value.__class__ is str
-                    else ("t" if value else "f")
-                    if value.__class__ is bool
-                    else str(value)
-                    for name in columns
-                ]
-            )
-        )
-    buffer = io.StringIO("\n".join(lines) + "\n" if lines else "")
-    names = ", ".join(f'"{c}"' for c in columns)
+    names = [c.name for c in table.columns]
+    columns = [_column_text([record[name] for record in records]) for name in names]
+    text = "\n".join(map("\t".join, zip(*columns, strict=True)))
+    buffer = io.StringIO(text + "\n" if records else "")
+    quoted = ", ".join(f'"{c}"' for c in names)
     cursor = connection.connection.cursor()
     try:
-        cursor.copy_expert(f'COPY "{table.name}" ({names}) FROM STDIN', buffer)
+        cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', buffer)
     finally:
         cursor.close()
 

@@ -112,6 +112,9 @@ def _records(
     known = set(columns)
     records = []
     for row in source:
+        if row.keys() == known:
+            records.append(row)  # already complete: no copy
+            continue
         unknown = set(row) - known
         if unknown:
             raise ValueError(f"{table.name}: unknown column(s) {sorted(unknown)}")
