@@ -29,7 +29,7 @@ from metrics_pipeline.assets.freshness import (
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period, month_of, week_of
-from metrics_pipeline.domain.summaries import summarize_days, summarize_periods
+from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -75,10 +75,10 @@ def _build_summary(
                     "date": [d for p in periods for d in p.days()],
                 },
             )
-            by_start = summarize_periods(daily, lambda day: period_of(day).start)
+            summaries = summarize_windows(daily, {period.start: period for period in periods})
             rows = []
             for period in periods:
-                result = by_start.get(period.start) or summarize_days(daily.iloc[0:0])
+                result = summaries[period.start]
                 rows.append(
                     {
                         "client_id": client_id,

@@ -1,6 +1,6 @@
 """client_kpi_rollups: month-to-date, trailing windows, previous month and pacing per client.
 
-Every window is summed from daily_kpi_data by the same `summarize_days` as the summaries.
+Every window is summed from daily_kpi_data by the same `summarize_windows` as the summaries.
 Trailing windows are complete days (today excluded); month-to-date runs to yesterday, so its
 projection and pacing compare whole days with whole days.
 """
@@ -27,7 +27,7 @@ from metrics_pipeline.domain.periods import (
     previous_month,
     trailing_days,
 )
-from metrics_pipeline.domain.summaries import PeriodSummary, summarize_days
+from metrics_pipeline.domain.summaries import PeriodSummary, summarize_windows
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 ROLLUP_WINDOWS = ("month_to_date", "last_7_days", "last_14_days", "last_30_days", "previous_month")
@@ -105,14 +105,10 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
                     "date": Period(first, today - timedelta(days=1)).days(),
                 },
             )
+            summaries = summarize_windows(daily, windows)
             rows = []
             for name, period in windows.items():
-                in_window = (
-                    daily[(daily["date"] >= period.start) & (daily["date"] <= period.end)]
-                    if not daily.empty
-                    else daily
-                )
-                result = summarize_days(in_window)
+                result = summaries[name]
                 extra = pacing(client, today, result) if name == "month_to_date" else {}
                 rows.append(
                     {

@@ -1,17 +1,17 @@
 """Summaries of a set of days: the single path from daily KPI rows to any period's numbers.
 
-Weekly and monthly summaries, the current-week cache and every rollup call
-`summarize_days`, which calls `aggregate_kpis`, so one period has one set of numbers.
+Weekly and monthly summaries and every rollup call `summarize_windows`, the current-week
+cache `summarize_days`; both group their rows in `_summarize_labelled`, which calls
+`aggregate_kpis`, so one period has one set of numbers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -22,8 +22,10 @@ from metrics_pipeline.domain.kpis import (
     totals_record,
 )
 from metrics_pipeline.domain.money import decimal_to_cents
+from metrics_pipeline.domain.periods import Period
 
 CAMPAIGN_KEYS = ("campaign_id", "campaign_name")
+Label = TypeVar("Label", bound=Hashable)
 
 
 def _json_default(value: object) -> object:
@@ -89,48 +91,65 @@ class PeriodSummary:
     currency: str | None
 
 
-def summarize_periods(
-    daily: pd.DataFrame, period_of_day: Callable[[date], Hashable]
-) -> dict[Hashable, PeriodSummary]:
-    """The numbers of every period of a client's daily KPI rows, in one grouped pass.
+PERIOD = "_period"
 
-    `period_of_day` names each day's period (a week's Monday, a month's first day); only
-    periods with at least one row appear. Totals and campaigns are grouped sums through
-    `aggregate_kpis`, so a period summarised alone or among others has the same numbers.
-    """
+
+def _summarize_labelled(daily: pd.DataFrame) -> dict[Hashable, PeriodSummary]:
+    """The numbers of each group of daily rows that share a label in PERIOD, in one
+    grouped pass. A day may carry several labels (rolling windows overlap)."""
     if daily.empty:
         return {}
     daily = daily.sort_values("date", kind="stable", ignore_index=True)
-    periods = [period_of_day(day) for day in daily["date"]]
-    totals = aggregate_kpis(daily_rows_to_additive(daily).assign(_period=periods), by=["_period"])
-    # A campaign's latest name wins: `_order` is its day's position in date order.
+    labels = list(daily[PERIOD])
+    totals = aggregate_kpis(daily_rows_to_additive(daily).assign(**{PERIOD: labels}), by=[PERIOD])
+    # A campaign's latest name wins: `_order` is its row's position in date order.
     entries = campaigns_from_json(daily["campaign_data"])
-    entries["_period"] = [periods[position] for position in entries["_order"]]
-    campaigns = aggregate_campaigns(entries, within=["_period"])
-    campaigns_by_period = dict(iter(campaigns.groupby("_period", sort=False)))
-    grouped = daily.assign(_period=periods).groupby("_period", sort=False)
+    entries[PERIOD] = [labels[position] for position in entries["_order"]]
+    campaigns = aggregate_campaigns(entries, within=[PERIOD])
+    campaigns_by_label = dict(iter(campaigns.groupby(PERIOD, sort=False)))
+    grouped = daily.groupby(PERIOD, sort=False)
     days_with_data = grouped["date"].nunique().to_dict()
     currencies = grouped["currency"].agg(lambda values: sorted(set(values))).to_dict()
     summaries = {}
     for row in totals.to_dict("records"):
-        period = row["_period"]
-        if len(currencies[period]) > 1:
-            raise ValueError(f"days in more than one currency: {currencies[period]}")
-        summaries[period] = PeriodSummary(
+        label = row[PERIOD]
+        if len(currencies[label]) > 1:
+            raise ValueError(f"days in more than one currency: {currencies[label]}")
+        summaries[label] = PeriodSummary(
             totals=totals_record(row),
-            campaign_data=campaigns_to_json(campaigns_by_period.get(period, campaigns.iloc[0:0])),
-            days_with_data=int(days_with_data[period]),
-            currency=currencies[period][0] if currencies[period] else None,
+            campaign_data=campaigns_to_json(campaigns_by_label.get(label, campaigns.iloc[0:0])),
+            days_with_data=int(days_with_data[label]),
+            currency=currencies[label][0] if currencies[label] else None,
         )
     return summaries
 
 
-def summarize_days(daily: pd.DataFrame) -> PeriodSummary:
-    """The numbers of any set of daily KPI rows (one client), as every store records them."""
-    whole = summarize_periods(daily, lambda _day: "all")
-    if whole:
-        return whole["all"]
+def _no_days() -> PeriodSummary:
     no_rows = aggregate_kpis(pd.DataFrame(columns=list(ADDITIVE_METRICS))).iloc[0].to_dict()
     return PeriodSummary(
         totals=totals_record(no_rows), campaign_data="[]", days_with_data=0, currency=None
     )
+
+
+def summarize_windows(
+    daily: pd.DataFrame, windows: Mapping[Label, Period]
+) -> dict[Label, PeriodSummary]:
+    """The numbers of each window's daily rows (one client), all in one grouped pass.
+
+    Windows may overlap (the last 7 and the last 30 days); a window without rows gets
+    zeros. A window summarised alone or among others has the same numbers.
+    """
+    parts = []
+    for label, window in windows.items():
+        inside = daily[(daily["date"] >= window.start) & (daily["date"] <= window.end)]
+        if not inside.empty:
+            parts.append(inside.assign(**{PERIOD: [label] * len(inside)}))
+    found = _summarize_labelled(pd.concat(parts, ignore_index=True)) if parts else {}
+    return {label: found.get(label) or _no_days() for label in windows}
+
+
+def summarize_days(daily: pd.DataFrame) -> PeriodSummary:
+    """The numbers of any set of daily KPI rows (one client), as every store records them."""
+    if daily.empty:
+        return _no_days()
+    return _summarize_labelled(daily.assign(**{PERIOD: "all"}))["all"]
