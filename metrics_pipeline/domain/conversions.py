@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from metrics_pipeline.domain.money import parse_amount_cents
@@ -76,6 +77,11 @@ class ConversionMapping:
     # total_conversions is the sum of these metrics (distinct outcomes, never synonyms).
     total_conversions: tuple[str, ...] = ("reservations", "click_to_call", "email_contacts")
 
+    @cached_property
+    def action_types(self) -> frozenset[str]:
+        """Every action type some rule reads: the only entries of a row worth indexing."""
+        return frozenset(t for rule in self.rules.values() for t in rule.action_types)
+
 
 DEFAULT_RULES: dict[str, MetricRule] = {
     "click_to_call": MetricRule(("click_to_call_native_call_placed",)),
@@ -89,8 +95,11 @@ DEFAULT_RULES: dict[str, MetricRule] = {
 DEFAULT_MAPPING = ConversionMapping(rules=DEFAULT_RULES)
 
 
-def _index(entries: Iterable[Mapping[str, object]] | None) -> dict[str, object]:
-    return {str(e.get("action_type")): e.get("value") for e in entries or ()}
+def _index(
+    entries: Iterable[Mapping[str, object]] | None, wanted: frozenset[str]
+) -> dict[str, object]:
+    """action type -> value, for the entries whose type a rule reads."""
+    return {t: e.get("value") for e in entries or () if (t := e.get("action_type")) in wanted}
 
 
 def _count(action_type: str, value: object) -> int:
@@ -122,8 +131,8 @@ def conversion_metrics(
     mapping: ConversionMapping,
 ) -> dict[str, int]:
     """The conversion metrics of one insight row, from its `value` (default attribution)."""
-    counts = _index(actions)
-    values = _index(action_values)
+    counts = _index(actions, mapping.action_types)
+    values = _index(action_values, mapping.action_types)
     result = {m: _apply(mapping.rules[m], counts, _count) for m in COUNT_RULE_METRICS}
     result["reservation_value_cents"] = _apply(
         mapping.rules["reservation_value_cents"], values, _cents

@@ -39,22 +39,28 @@ def stored_conversions(metrics: Mapping[str, int]) -> dict[str, object]:
     return stored
 
 
+INPUT_FRAME_COLUMNS = [*KEY_COLUMNS, *ADDITIVE_METRICS]
+
+
+def _with_delivery(conversions: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    """Conversion metrics plus the source's keys, spend in hundredths and counts."""
+    conversions["total_spend_cents"] = [decimal_to_cents(v) for v in source["spend"]]
+    conversions["total_impressions"] = source["impressions"].astype("int64")
+    conversions["total_clicks"] = source["clicks"].astype("int64")
+    for key in KEY_COLUMNS:
+        conversions[key] = source[key]
+    return conversions[INPUT_FRAME_COLUMNS]
+
+
 def kpi_inputs(insights: pd.DataFrame, mapping: ConversionMapping) -> pd.DataFrame:
     """One additive row per insight row, its conversion metrics derived from its actions."""
-    columns = [*KEY_COLUMNS, *ADDITIVE_METRICS]
     if insights.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=INPUT_FRAME_COLUMNS)
     conversions = [
         conversion_metrics(orjson.loads(a), orjson.loads(v), mapping)
         for a, v in zip(insights["actions"], insights["action_values"], strict=True)
     ]
-    frame = pd.DataFrame(conversions, index=insights.index)
-    frame["total_spend_cents"] = [decimal_to_cents(v) for v in insights["spend"]]
-    frame["total_impressions"] = insights["impressions"].astype("int64")
-    frame["total_clicks"] = insights["clicks"].astype("int64")
-    for key in KEY_COLUMNS:
-        frame[key] = insights[key]
-    return frame[columns]
+    return _with_delivery(pd.DataFrame(conversions, index=insights.index), insights)
 
 
 def kpi_inputs_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
@@ -63,16 +69,12 @@ def kpi_inputs_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
     Every KPI input is a sum, so a frame of partial sums aggregates to the same totals as
     the rows it sums.
     """
-    columns = [*KEY_COLUMNS, *ADDITIVE_METRICS]
     if sums.empty:
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame(
+        return pd.DataFrame(columns=INPUT_FRAME_COLUMNS)
+    conversions = pd.DataFrame(
         {m: sums[m].astype("int64") for m in STORED_CONVERSION_COUNTS}, index=sums.index
     )
-    frame["total_spend_cents"] = [decimal_to_cents(v) for v in sums["spend"]]
-    frame["reservation_value_cents"] = [decimal_to_cents(v) for v in sums["reservation_value"]]
-    frame["total_impressions"] = sums["impressions"].astype("int64")
-    frame["total_clicks"] = sums["clicks"].astype("int64")
-    for key in KEY_COLUMNS:
-        frame[key] = sums[key]
-    return frame[columns]
+    conversions["reservation_value_cents"] = [
+        decimal_to_cents(v) for v in sums["reservation_value"]
+    ]
+    return _with_delivery(conversions, sums)

@@ -165,6 +165,9 @@ class GraphApiClient:
         self.report_poll_seconds = report_poll_seconds
         self.report_poll_max_seconds = report_poll_max_seconds
         self.report_stall_seconds = report_stall_seconds
+        # When each report job was started (monotonic): a job started a while ago is
+        # polled at once rather than after a full poll interval.
+        self._report_started: dict[str, float] = {}
         self.log = log or logging.getLogger(__name__)
         self.governor = governor or GOVERNOR
         self.session = session or requests.Session()
@@ -431,14 +434,18 @@ class GraphApiClient:
         report_id = str(started.get("report_run_id") or "")
         if not report_id:
             raise ReportFailedError("started without a report_run_id")
+        self._report_started[report_id] = time.monotonic()
         return report_id
 
     def _await_report(self, report_id: str, site: CallSite) -> list[dict[str, Any]]:
         begun = time.monotonic()
         last_progress, progressed_at = -1, begun
         wait = self.report_poll_seconds
+        # The first poll waits one interval after the job STARTED, not after now.
+        since_start = begun - self._report_started.pop(report_id, begun)
+        sleep = max(0.0, wait - since_start)
         while True:
-            time.sleep(wait)
+            time.sleep(sleep)
             status = self.request("GET", self._url(report_id), {}, site)
             state = status.get("async_status")
             percent = int(status.get("async_percent_completion") or 0)
@@ -454,6 +461,7 @@ class GraphApiClient:
                     f"stalled at {percent}% for {now - progressed_at:.0f}s ({state})"
                 )
             wait = min(self.report_poll_max_seconds, wait * 1.5)
+            sleep = wait
         return list(self.paginate(f"{report_id}/insights", {"limit": self.page_size}, site))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -18,7 +19,7 @@ _SPECIAL = ("\\", "\t", "\n", "\r")
 NULL = "\\N"
 
 
-def _column_text(values: list[Any]) -> list[str]:
+def _column_text(values: Sequence[Any]) -> Sequence[str]:
     """One column's values in COPY's text format. Column-wise, so each column's values are
     converted by one C-level `map` for their type rather than value by value."""
     kinds = {value.__class__ for value in values}
@@ -47,7 +48,9 @@ def copy_rows(connection: Connection, table: Table, records: Sequence[dict[str, 
     """COPY `records` in COPY's text format; the database parses each value with its
     column's type. Only text needs escaping; None is COPY's NULL."""
     names = [c.name for c in table.columns]
-    columns = [_column_text([record[name] for record in records]) for name in names]
+    # Rows as tuples in column order, then transposed: both steps run in C.
+    rows = list(map(itemgetter(*names), records))
+    columns = [_column_text(column) for column in zip(*rows, strict=True)]
     text = "\n".join(map("\t".join, zip(*columns, strict=True)))
     buffer = io.StringIO(text + "\n" if records else "")
     quoted = ", ".join(f'"{c}"' for c in names)
