@@ -52,12 +52,11 @@ def read_kpi_inputs(
         columns=INPUT_COLUMNS,
         where=lambda t: t.c[FINGERPRINT_COLUMN].is_distinct_from(fingerprint),
     )
-    frames = (kpi_inputs_from_sums(current), kpi_inputs(stale, mapping))
-    parts = [frame for frame in frames if not frame.empty]
-    if len(parts) != 1:
-        parts = [pd.concat(parts or [frames[0]], ignore_index=True)]
+    summed, derived = kpi_inputs_from_sums(current), kpi_inputs(stale, mapping)
+    parts = [frame for frame in (summed, derived) if not frame.empty]
+    inputs = pd.concat(parts, ignore_index=True) if parts else summed
     # In key order, so a campaign named two ways in one day keeps the greater name.
-    return parts[0].sort_values(list(KEY_COLUMNS), kind="stable", ignore_index=True)
+    return inputs.sort_values(list(KEY_COLUMNS), kind="stable", ignore_index=True)
 
 
 def daily_rows(

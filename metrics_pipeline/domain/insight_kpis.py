@@ -30,6 +30,8 @@ STORED_CONVERSION_COLUMNS = (*STORED_CONVERSION_COUNTS, "reservation_value")
 # The columns summed per (date, campaign) when every row's stored metrics are current.
 SUMMED_COLUMNS = ("spend", "impressions", "clicks", *STORED_CONVERSION_COLUMNS)
 FINGERPRINT_COLUMN = "conversions_fingerprint"
+# The additive frame every path produces: keys, then the metrics `aggregate_kpis` sums.
+INPUT_FRAME_COLUMNS = [*KEY_COLUMNS, *ADDITIVE_METRICS]
 
 
 def stored_conversions(metrics: Mapping[str, int]) -> dict[str, object]:
@@ -37,9 +39,6 @@ def stored_conversions(metrics: Mapping[str, int]) -> dict[str, object]:
     stored: dict[str, object] = {m: metrics[m] for m in STORED_CONVERSION_COUNTS}
     stored["reservation_value"] = cents_to_decimal(metrics["reservation_value_cents"])
     return stored
-
-
-INPUT_FRAME_COLUMNS = [*KEY_COLUMNS, *ADDITIVE_METRICS]
 
 
 def _with_delivery(conversions: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:

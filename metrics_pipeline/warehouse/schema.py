@@ -60,7 +60,7 @@ def _stored_conversion_columns() -> list[Column]:
 
 # Columns added by each schema version, for the migrations in `versioning`.
 ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
-    2: {"meta_insights": (*STORED_CONVERSION_COUNTS, "reservation_value", FINGERPRINT_COLUMN)},
+    2: {"meta_insights": tuple(c.name for c in _stored_conversion_columns())},
 }
 
 
