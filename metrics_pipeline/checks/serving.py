@@ -15,6 +15,11 @@ from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
+def _label(client_id: str, item: str, start, end) -> dict[str, str]:
+    """Names an offending row: (client, date) as the alerts track it, and the days summed."""
+    return {"client": client_id, "date": item, "period": f"{start}..{end}"}
+
+
 def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
 
     @asset_check(
@@ -47,7 +52,11 @@ def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
                 compared += 1
                 expected = daily_sums(warehouse, client_id, row["summary_date"], row["period_end"])
                 offending += mismatches(
-                    row, expected, {"client": client_id, "date": str(row["summary_date"])}
+                    row,
+                    expected,
+                    _label(
+                        client_id, str(row["summary_date"]), row["summary_date"], row["period_end"]
+                    ),
                 )
         return result(not offending, offending, covered=covered, summaries_compared=compared)
 
@@ -70,7 +79,11 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
                 expected = daily_sums(
                     warehouse, client_id, row["date_range_start"], row["date_range_end"]
                 )
-                offending += mismatches(row, expected, {"client": client_id, "date": "cache"})
+                offending += mismatches(
+                    row,
+                    expected,
+                    _label(client_id, "cache", row["date_range_start"], row["date_range_end"]),
+                )
         covered = {c: ["cache"] for c in context.partition_keys}
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
 
@@ -110,7 +123,9 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
             ):
                 expected = daily_sums(warehouse, client_id, row["window_start"], row["window_end"])
                 offending += mismatches(
-                    row, expected, {"client": client_id, "date": row["rollup_window"]}
+                    row,
+                    expected,
+                    _label(client_id, row["rollup_window"], row["window_start"], row["window_end"]),
                 )
         covered = {c: list(ROLLUP_WINDOWS) for c in context.partition_keys}
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
