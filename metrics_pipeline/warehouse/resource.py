@@ -3,11 +3,16 @@
 Writes replace whole partitions inside one transaction: the rows of the (client, day),
 (client, period) or client scopes being written are deleted and the new rows inserted
 together, so a re-run never duplicates a row and a reader never sees half a partition.
+
+On PostgreSQL nothing waits forever: connecting, each statement and each wait for another
+writer's lock have a limit, and each failure is one line naming the database, or the table
+and client, never the password.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,15 +33,25 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from metrics_pipeline.warehouse import schema
 from metrics_pipeline.warehouse.bulk import insert_rows
+from metrics_pipeline.warehouse.errors import (
+    QUERY_CANCELED,
+    WarehouseTimeoutError,
+    WarehouseUnavailableError,
+    clients_named,
+    sqlstate,
+)
 from metrics_pipeline.warehouse.locks import lock_partitions
 from metrics_pipeline.warehouse.versioning import ensure_schema
 
 WAREHOUSE_URL_ENV = "METRICS_WAREHOUSE_URL"
-_ENGINES: dict[str, Engine] = {}
+# (url, connect timeout, statement timeout) -> engine: the limits are set per connection.
+_ENGINES: dict[tuple[str, int, int], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 Scope = Mapping[str, Any]  # column -> value, or column -> list of values (IN)
@@ -60,9 +75,81 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _engine(url: str) -> Engine:
+def masked(url: str | URL) -> str:
+    """The URL with its password replaced by ***, for anything a person may read."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _where_it_is(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite file {url.database or ':memory:'}"
+    return f"{url.host or 'localhost'}:{url.port or 5432}"
+
+
+def _driver_reason(url: URL, error: BaseException) -> str:
+    """The driver's first line without its boilerplate: 'database "x" does not exist'."""
+    original = error.orig if isinstance(error, DBAPIError) else error
+    lines = str(original).strip().splitlines() or [type(original).__name__]
+    reason = lines[0].split(" failed: ", 1)[-1]
+    reason = re.sub(r"^(FATAL|ERROR):\s*", "", reason).strip() or type(original).__name__
+    if url.password:  # drivers do not echo it; should one ever, it stays out anyway
+        reason = reason.replace(str(url.password), "***")
+    return reason
+
+
+def unavailable_error(url: str | URL, error: BaseException) -> WarehouseUnavailableError:
+    """One line naming the database and where it was looked for; never the password."""
+    parsed = make_url(url)
+    reason, where = _driver_reason(parsed, error), _where_it_is(parsed)
+    if f'"{parsed.database}"' in reason:  # e.g. database "x" does not exist
+        place = f"on {where}"
+    elif parsed.get_backend_name() == "sqlite":
+        place = f"({where})"
+    else:
+        place = f'(database "{parsed.database}" on {where})'
+    return WarehouseUnavailableError(f"cannot connect to the warehouse: {reason} {place}")
+
+
+def _connect_args(url: URL, connect_timeout_seconds: int) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        return {"timeout": 60}  # seconds a writer waits for SQLite's one write lock
+    return {"connect_timeout": connect_timeout_seconds}
+
+
+def _probe(engine: Engine) -> None:
+    """Connect once, so an unreachable warehouse fails as such and not mid-statement."""
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as error:
+        raise unavailable_error(engine.url, error) from None
+
+
+def _statement_timed_out(error: BaseException) -> bool:
+    # 57014 is any cancel; only statement_timeout's says so in its message.
+    return sqlstate(error) == QUERY_CANCELED and "statement timeout" in str(error)
+
+
+def _prepare(engine: Engine, statement_timeout_seconds: int) -> None:
+    _probe(engine)
+    try:
+        ensure_schema(engine)
+    except OperationalError as error:
+        if not _statement_timed_out(error):
+            raise
+        raise WarehouseTimeoutError(
+            f"checking the warehouse schema on {_where_it_is(engine.url)} ran past the "
+            f"statement timeout of {statement_timeout_seconds}s (another process may be "
+            "changing the schema)"
+        ) from None
+
+
+def _engine(
+    url: str, connect_timeout_seconds: int = 10, statement_timeout_seconds: int = 600
+) -> Engine:
+    key = (url, connect_timeout_seconds, statement_timeout_seconds)
     with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
+        engine = _ENGINES.get(key)
         if engine is None:
             parsed = make_url(url)
             if parsed.get_backend_name() == "sqlite":
@@ -71,7 +158,9 @@ def _engine(url: str) -> Engine:
                 # isolation_level=None hands transaction control to the listeners below, so
                 # every write transaction starts with BEGIN IMMEDIATE and takes the write
                 # lock up front: two writers queue instead of deadlocking on an upgrade.
-                engine = create_engine(url, connect_args={"timeout": 60}, isolation_level=None)
+                engine = create_engine(
+                    url, connect_args=_connect_args(parsed, 0), isolation_level=None
+                )
 
                 @event.listens_for(engine, "connect")
                 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -85,9 +174,27 @@ def _engine(url: str) -> Engine:
                     reading = connection.info.get("read_only")
                     connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
             else:
-                engine = create_engine(url, pool_pre_ping=True)
-            ensure_schema(engine)
-            _ENGINES[url] = engine
+                engine = create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    connect_args=_connect_args(parsed, connect_timeout_seconds),
+                )
+
+                @event.listens_for(engine, "connect")
+                def _statement_timeout(dbapi_connection, _record) -> None:
+                    # Session default for every statement; the lock wait lifts it per
+                    # transaction (see locks.py).
+                    cursor = dbapi_connection.cursor()
+                    cursor.execute(f"SET statement_timeout = '{int(statement_timeout_seconds)}s'")
+                    cursor.close()
+                    dbapi_connection.commit()
+
+            try:
+                _prepare(engine, statement_timeout_seconds)
+            except BaseException:
+                engine.dispose()  # nothing cached, so the next use tries again
+                raise
+            _ENGINES[key] = engine
         return engine
 
 
@@ -122,24 +229,98 @@ def _records(
     return records
 
 
+def _clients_of(scopes: Sequence[Scope]) -> object:
+    """The client(s) a set of scopes covers, for messages; None when any scope has all."""
+    clients: set[str] = set()
+    for scope in scopes:
+        value = scope.get("client_id")
+        if value is None:
+            return None
+        clients |= set(value) if isinstance(value, list | tuple | set | frozenset) else {value}
+    return clients
+
+
 class WarehouseResource(ConfigurableResource):
-    """Any SQLAlchemy URL; SQLite under the Dagster home by default, PostgreSQL in production."""
+    """Any SQLAlchemy URL; SQLite under the Dagster home by default, PostgreSQL in production.
+
+    Without `url` the URL is read from METRICS_WAREHOUSE_URL when the resource is used, so
+    a password in it never becomes configuration shown in the UI. The timeouts apply to
+    PostgreSQL (SQLite waits up to 60 s for its write lock).
+    """
 
     url: str = ""
+    connect_timeout_seconds: int = 10
+    statement_timeout_seconds: int = 600  # any one statement of the pipeline
+    lock_timeout_seconds: int = 300  # waiting for another run's write lock on a partition
 
     @property
     def resolved_url(self) -> str:
-        return normalize_url(self.url or default_warehouse_url())
+        return normalize_url(
+            self.url or os.environ.get(WAREHOUSE_URL_ENV) or default_warehouse_url()
+        )
+
+    @property
+    def display_url(self) -> str:
+        """The resolved URL with its password masked: the one to print or log."""
+        return masked(self.resolved_url)
 
     @property
     def engine(self) -> Engine:
-        return _engine(self.resolved_url)
+        return _engine(
+            self.resolved_url, self.connect_timeout_seconds, self.statement_timeout_seconds
+        )
+
+    def check_reachable(self) -> None:
+        """Connect once, within the connect timeout; WarehouseUnavailableError if not.
+
+        Creates no table (a fresh connection, not the cached engine)."""
+        url = make_url(self.resolved_url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args=_connect_args(url, self.connect_timeout_seconds),
+        )
+        try:
+            _probe(engine)
+        finally:
+            engine.dispose()
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
+    def _connection(self, *, read_only: bool) -> Iterator[Connection]:
+        """A connection in a transaction; SQLite's write lock only when writing."""
+        engine = self.engine
+        try:
+            connection = engine.connect()
+        except DBAPIError as error:
+            raise unavailable_error(engine.url, error) from None
+        with connection:
+            # Set on every use: the flag lives with the pooled connection, not this use.
+            connection.info["read_only"] = read_only
+            with connection.begin():
+                yield connection
+
+    @contextmanager
+    def _bounded(self, table_name: str, clients: object) -> Iterator[None]:
+        """Turns statement_timeout's cancel into an error naming the table and client."""
+        try:
+            yield
+        except OperationalError as error:
+            if not _statement_timed_out(error):
+                raise
+            raise WarehouseTimeoutError(
+                f"a statement on {table_name} for {clients_named(clients)} ran past the "
+                f"statement timeout of {self.statement_timeout_seconds}s and was cancelled"
+            ) from None
+
+    @contextmanager
+    def _reading(self, table_name: str, scope: Scope | None) -> Iterator[Connection]:
         """A connection for reads: never takes SQLite's write lock."""
-        with self.engine.connect() as connection:
-            connection.info["read_only"] = True
+        with (
+            self._connection(read_only=True) as connection,
+            self._bounded(table_name, _clients_of([scope or {}])),
+        ):
             yield connection
 
     def table(self, name: str) -> Table:
@@ -160,12 +341,18 @@ class WarehouseResource(ConfigurableResource):
             (self.table(name), scopes, _records(self.table(name), rows))
             for name, scopes, rows in writes
         ]
-        with self.engine.begin() as connection:
-            lock_partitions(connection, [(t.name, scopes) for t, scopes, _ in prepared])
+        with self._connection(read_only=False) as connection:
+            lock_partitions(
+                connection,
+                [(t.name, scopes) for t, scopes, _ in prepared],
+                self.lock_timeout_seconds,
+                self.statement_timeout_seconds,
+            )
             for table, scopes, records in prepared:
-                for scope in scopes:
-                    connection.execute(table.delete().where(_where(table, scope)))
-                insert_rows(connection, table, records)
+                with self._bounded(table.name, _clients_of(scopes)):
+                    for scope in scopes:
+                        connection.execute(table.delete().where(_where(table, scope)))
+                    insert_rows(connection, table, records)
         return [len(records) for _, _, records in prepared]
 
     def totals(
@@ -187,21 +374,21 @@ class WarehouseResource(ConfigurableResource):
             query = query.where(where(table))
         if group_by:
             query = query.group_by(*(table.c[c] for c in group_by))
-        with self._reading() as connection:
+        with self._reading(table_name, scope) as connection:
             result = connection.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def count(self, table_name: str, scope: Scope) -> int:
         table = self.table(table_name)
         query = select(func.count()).select_from(table).where(_where(table, scope))
-        with self._reading() as connection:
+        with self._reading(table_name, scope) as connection:
             return int(connection.execute(query).scalar() or 0)
 
     def latest(self, table_name: str, column: str, scope: Scope) -> Any:
         """MAX(column) within scope, None when there is no row."""
         table = self.table(table_name)
         query = select(func.max(table.c[column])).where(_where(table, scope))
-        with self._reading() as connection:
+        with self._reading(table_name, scope) as connection:
             return connection.execute(query).scalar()
 
     def read(
@@ -222,6 +409,6 @@ class WarehouseResource(ConfigurableResource):
             query = query.where(where(table))
         if order_by:
             query = query.order_by(*(table.c[c] for c in order_by))
-        with self._reading() as connection:
+        with self._reading(table_name, scope) as connection:
             result = connection.execute(query)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
