@@ -1,6 +1,6 @@
 """Consistency and freshness of the stores derived from daily_kpi_data."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, asset_check
 
@@ -15,7 +15,7 @@ from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
-def _label(client_id: str, item: str, start, end) -> dict[str, str]:
+def _label(client_id: str, item: str, start: date, end: date) -> dict[str, str]:
     """Names an offending row: (client, date) as the alerts track it, and the days summed."""
     return {"client": client_id, "date": item, "period": f"{start}..{end}"}
 

@@ -46,11 +46,9 @@ def lock_keys(writes: Writes) -> list[int]:
 
 
 def _set_local(connection: Connection, **settings: str) -> None:
-    """Transaction-scoped settings (SET LOCAL), ended by the commit or rollback."""
-    for name, value in settings.items():
-        connection.execute(
-            text("SELECT set_config(:name, :value, true)"), {"name": name, "value": value}
-        )
+    """Transaction-scoped settings (SET LOCAL), ended by the commit or rollback; one trip."""
+    calls = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
+    connection.execute(text(f"SELECT {calls}"), settings)
 
 
 def lock_partitions(

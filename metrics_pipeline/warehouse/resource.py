@@ -159,7 +159,9 @@ def _engine(
                 # every write transaction starts with BEGIN IMMEDIATE and takes the write
                 # lock up front: two writers queue instead of deadlocking on an upgrade.
                 engine = create_engine(
-                    url, connect_args=_connect_args(parsed, 0), isolation_level=None
+                    url,
+                    connect_args=_connect_args(parsed, connect_timeout_seconds),
+                    isolation_level=None,
                 )
 
                 @event.listens_for(engine, "connect")
