@@ -4,6 +4,7 @@ the password. PostgreSQL only (SQLite has one writer and its own 60 s busy wait)
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -177,17 +178,23 @@ def test_a_refused_port_is_unavailable_naming_database_host_and_port():
     _assert_one_clean_line(error.value)
 
 
-def test_an_unanswering_host_gives_up_after_the_connect_timeout():
-    # A documentation-only address (RFC 5737): nothing answers there.
-    url = _server_url().set(host="192.0.2.1", port=5432)
-    warehouse = WarehouseResource(
-        url=url.render_as_string(hide_password=False), connect_timeout_seconds=1
-    )
-    started = time.monotonic()
-    with pytest.raises(WarehouseUnavailableError) as error:
-        warehouse.check_reachable()
-    assert time.monotonic() - started < 4
-    assert str(error.value).endswith(f'(database "{url.database}" on 192.0.2.1:5432)')
+def test_a_server_that_never_answers_gives_up_after_the_connect_timeout():
+    # A port that takes the connection and then says nothing, like a hung server.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        url = _server_url().set(host="127.0.0.1", port=port)
+        warehouse = WarehouseResource(
+            url=url.render_as_string(hide_password=False), connect_timeout_seconds=1
+        )
+        started = time.monotonic()
+        with pytest.raises(WarehouseUnavailableError) as error:
+            warehouse.check_reachable()
+        waited = time.monotonic() - started
+    assert 0.9 <= waited < 4
+    assert str(error.value).startswith("cannot connect to the warehouse: timeout expired")
+    assert str(error.value).endswith(f'(database "{url.database}" on 127.0.0.1:{port})')
 
 
 @postgres_only
