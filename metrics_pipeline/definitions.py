@@ -66,16 +66,23 @@ def default_resources() -> dict:
         "warehouse": WarehouseResource(url=os.environ.get(WAREHOUSE_URL_ENV, "")),
         "clock": ClockResource(as_of=os.environ.get(AS_OF_ENV, "")),
         "alerts": AlertNotifier(
-            webhook_url=os.environ.get("METRICS_ALERT_WEBHOOK_URL", ""),
+            # The webhook's path is its credential: EnvVar keeps the value off the UI.
+            webhook_url=EnvVar("METRICS_ALERT_WEBHOOK_URL")
+            if os.environ.get("METRICS_ALERT_WEBHOOK_URL")
+            else "",
             smtp_host=os.environ.get("METRICS_ALERT_SMTP_HOST", ""),
             smtp_port=int(os.environ.get("METRICS_ALERT_SMTP_PORT", "25")),
-            smtp_starttls=os.environ.get("METRICS_ALERT_SMTP_STARTTLS", "") == "true",
+            smtp_ssl=os.environ.get("METRICS_ALERT_SMTP_SSL", "") == "true",
+            smtp_require_tls=os.environ.get("METRICS_ALERT_SMTP_STARTTLS", "") == "true",
+            smtp_ca_file=os.environ.get("METRICS_ALERT_SMTP_CA_FILE", ""),
             smtp_username=os.environ.get("METRICS_ALERT_SMTP_USERNAME", ""),
             smtp_password=EnvVar("METRICS_ALERT_SMTP_PASSWORD")
             if os.environ.get("METRICS_ALERT_SMTP_PASSWORD")
             else "",
             mail_from=os.environ.get("METRICS_ALERT_MAIL_FROM", "metrics-pipeline@localhost"),
             mail_to=os.environ.get("METRICS_ALERT_MAIL_TO", ""),
+            retry_base_seconds=float(os.environ.get("METRICS_ALERT_RETRY_BASE_SECONDS", "60")),
+            max_age_hours=float(os.environ.get("METRICS_ALERT_MAX_AGE_HOURS", "24")),
         ),
         "checks": CheckSettings(
             completeness_days=int(os.environ.get("METRICS_COMPLETENESS_DAYS", "90")),

@@ -10,14 +10,11 @@ import pytest
 from dagster import (
     AssetCheckKey,
     AssetKey,
-    DagsterEventType,
-    build_run_status_sensor_context,
     build_sensor_context,
 )
 
 from metrics_pipeline.automation.check_alerts import new_evaluations, outcome_of
 from metrics_pipeline.automation.notifier import AlertNotifier
-from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.catalog import build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
@@ -52,7 +49,7 @@ def latest_outcome(instance, check: str, client_id: str | None = None):
 
 
 def tick_alerts(defs, instance, notifier, cursor):
-    sensor = defs.get_sensor_def("check_alert_sensor")
+    sensor = defs.resolve_sensor_def("check_alert_sensor")
     context = build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": notifier})
     return sensor.evaluate_tick(context).cursor
 
@@ -195,20 +192,14 @@ def test_a_failed_run_alerts_with_its_partitions_and_error(setup, catalog, insta
     outcome = materialize_window(defs, catalog, instance, *WINDOW, client_ids=["canyon_lodge"])
     assert not outcome.success
     run = instance.get_run_by_id(outcome.stages[-1].run_id)
-    failure = next(
-        e
-        for e in instance.all_logs(run.run_id)
-        if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE
-    )
     with webhook_receiver() as (hook_url, posts):
-        context = build_run_status_sensor_context(
-            sensor_name="run_failure_alert_sensor",
-            dagster_event=failure.dagster_event,
-            dagster_instance=instance,
-            dagster_run=run,
-            resources={"alerts": AlertNotifier(webhook_url=hook_url)},
-        ).for_run_failure()
-        run_failure_alert_sensor(context)
+        context = build_sensor_context(
+            instance=instance, resources={"alerts": AlertNotifier(webhook_url=hook_url)}
+        )
+        tick = defs.resolve_sensor_def("run_failure_alert_sensor").evaluate_tick(context)
+    failed = [r for r in instance.get_runs() if r.is_failure]
+    assert tick.skip_message == f"{len(failed)} failed run(s); {len(failed)} sent, 0 pending"
+    posts = [p for p in posts if f"({run.run_id[:8]})" in p["text"]]
     assert len(posts) == 1
     text = posts[0]["text"]
     assert text.startswith(f"*Run failed: __ephemeral_asset_job__ ({run.run_id[:8]})")

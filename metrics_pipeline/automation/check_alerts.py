@@ -9,6 +9,7 @@ it again is a recovery. Freshness and completeness failures arrive the same way,
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.automation.outbox import send_and_keep
 from metrics_pipeline.automation.status import sensor_status
 
 MAX_EVENTS_PER_TICK = 500
@@ -143,19 +145,19 @@ def build_check_alert_sensor(check_keys: list[AssetCheckKey], minimum_interval_s
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=sensor_status(),
         description="Sends each new asset-check failure once, and once when it recovers, to "
-        "the configured webhook and email.",
+        "the configured webhook and email; undelivered messages are retried.",
     )
     def check_alert_sensor(context: SensorEvaluationContext, alerts: AlertNotifier):
-        state = json.loads(context.cursor) if context.cursor else {"seen": {}, "failing": {}}
-        evaluations, seen = new_evaluations(context.instance, check_keys, state["seen"])
-        messages, failing = evaluate([outcome_of(e) for e in evaluations], state["failing"])
-        for subject, body in messages:
-            if alerts.enabled:
-                alerts.send(subject, body)
-            context.log.info(f"{subject}\n{body}")
-        context.update_cursor(json.dumps({"seen": seen, "failing": failing}))
-        if not evaluations:
+        state = json.loads(context.cursor) if context.cursor else {}
+        now = time.time()
+        evaluations, seen = new_evaluations(context.instance, check_keys, state.get("seen", {}))
+        messages, failing = evaluate([outcome_of(e) for e in evaluations], state.get("failing", {}))
+        # Saved whatever the sends did: what went out is never sent again, and what did not
+        # stays in the outbox for a later tick.
+        outbox, report = send_and_keep(context, alerts, messages, state.get("outbox", []), now)
+        context.update_cursor(json.dumps({"seen": seen, "failing": failing, "outbox": outbox}))
+        if not evaluations and not report.sent and not outbox and not report.dropped:
             return SkipReason("no new check results")
-        return SkipReason(f"{len(messages)} alert(s) sent" if messages else "nothing new")
+        return SkipReason(f"{len(messages)} new alert(s); {report.summary()}")
 
     return check_alert_sensor

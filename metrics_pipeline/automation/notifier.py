@@ -1,57 +1,143 @@
 """Where alerts go: a generic webhook (Slack- and Discord-compatible JSON) and SMTP mail.
 
-Configured from the environment; with nothing configured nothing is sent.
+Configured from the environment; with nothing configured nothing is sent. The webhook URL
+and the SMTP password are secrets (a Slack or Discord webhook's path is its credential), so
+they reach the resource through `EnvVar` and no error text ever names more than the host.
 """
 
 from __future__ import annotations
 
 import smtplib
+import ssl
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 import requests
 from dagster import ConfigurableResource
 from pydantic import Field
 
+WEBHOOK = "webhook"
+EMAIL = "email"
+
+
+class DeliveryError(Exception):
+    """One channel did not take a message. The text names the channel and host only."""
+
 
 class AlertNotifier(ConfigurableResource):
-    webhook_url: str = Field(default="", description="METRICS_ALERT_WEBHOOK_URL")
+    webhook_url: str = Field(
+        default="", description="METRICS_ALERT_WEBHOOK_URL (secret; wire it with EnvVar)"
+    )
     smtp_host: str = Field(default="", description="METRICS_ALERT_SMTP_HOST")
     smtp_port: int = 25
-    smtp_starttls: bool = False
+    smtp_ssl: bool = Field(default=False, description="Implicit TLS (SMTPS, usually port 465)")
+    smtp_require_tls: bool = Field(
+        default=False, description="Refuse to send mail at all over a connection without TLS"
+    )
+    smtp_ca_file: str = Field(
+        default="", description="PEM file of CAs to verify the mail server by; empty: system CAs"
+    )
     smtp_username: str = ""
     smtp_password: str = Field(default="", description="METRICS_ALERT_SMTP_PASSWORD (secret)")
     mail_from: str = "metrics-pipeline@localhost"
     mail_to: str = Field(default="", description="Comma-separated recipients")
     timeout_seconds: float = 10.0
+    retry_base_seconds: float = Field(
+        default=60.0, description="First retry delay of an undelivered alert; doubles each time"
+    )
+    retry_max_seconds: float = Field(default=3600.0, description="Longest delay between retries")
+    max_age_hours: float = Field(
+        default=24.0, description="An alert not delivered within this is logged and dropped"
+    )
+
+    def channels(self) -> list[str]:
+        """The configured channels; each alert is kept per channel until that one took it."""
+        found = []
+        if self.webhook_url:
+            found.append(WEBHOOK)
+        if self.smtp_host and self.mail_to:
+            found.append(EMAIL)
+        return found
 
     @property
     def enabled(self) -> bool:
-        return bool(self.webhook_url or (self.smtp_host and self.mail_to))
+        return bool(self.channels())
 
-    def send(self, subject: str, body: str) -> list[str]:
-        """Deliver to every configured channel; returns the channels that took it."""
-        delivered = []
-        if self.webhook_url:
-            text = f"*{subject}*\n{body}"
+    def deliver(self, channel: str, subject: str, body: str) -> None:
+        """Send one message through one channel; raises DeliveryError if it was not taken."""
+        if channel == WEBHOOK:
+            self._post_webhook(subject, body)
+        elif channel == EMAIL:
+            self._send_mail(subject, body)
+        else:
+            raise DeliveryError(f"{channel}: not a channel")
+
+    def _post_webhook(self, subject: str, body: str) -> None:
+        host = urlsplit(self.webhook_url).hostname or "?"
+        text = f"*{subject}*\n{body}"
+        failure = None
+        try:
             # `text` for Slack and most webhooks, `content` (2,000 characters) for Discord.
             response = requests.post(
                 self.webhook_url,
                 json={"text": text, "content": text[:2000]},
                 timeout=self.timeout_seconds,
             )
-            response.raise_for_status()
-            delivered.append("webhook")
-        if self.smtp_host and self.mail_to:
-            message = EmailMessage()
-            message["Subject"] = subject
-            message["From"] = self.mail_from
-            message["To"] = ", ".join(a.strip() for a in self.mail_to.split(",") if a.strip())
-            message.set_content(body)
-            with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout_seconds) as smtp:
-                if self.smtp_starttls:
-                    smtp.starttls()
-                if self.smtp_username:
-                    smtp.login(self.smtp_username, self.smtp_password)
-                smtp.send_message(message)
-            delivered.append("email")
-        return delivered
+        except requests.RequestException as exc:
+            # The exception's own text holds the URL: keep its class name only, and raise
+            # outside the handler so it is not chained as the context either.
+            failure = type(exc).__name__
+        else:
+            if response.status_code >= 400:
+                failure = f"HTTP {response.status_code}"
+        if failure:
+            raise DeliveryError(f"{WEBHOOK} {host}: {failure}")
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # Verifies the certificate chain and the host name.
+        return ssl.create_default_context(cafile=self.smtp_ca_file or None)
+
+    def _send_mail(self, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = self.mail_from
+        message["To"] = ", ".join(a.strip() for a in self.mail_to.split(",") if a.strip())
+        message.set_content(body)
+        host = self.smtp_host
+        failure = None
+        try:
+            self._smtp_session(message)
+        except DeliveryError:
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            failure = f"certificate verify failed ({exc.verify_message})"
+        except (smtplib.SMTPException, OSError) as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        if failure:
+            raise DeliveryError(f"{EMAIL} {host}: {failure}")
+
+    def _smtp_session(self, message: EmailMessage) -> None:
+        host, port, timeout = self.smtp_host, self.smtp_port, self.timeout_seconds
+        if self.smtp_ssl:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port, timeout=timeout, context=self._tls_context()
+            )
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+        with smtp:
+            secure = self.smtp_ssl
+            if not secure:
+                smtp.ehlo()
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=self._tls_context())
+                    smtp.ehlo()
+                    secure = True
+            if not secure and self.smtp_username:
+                raise DeliveryError(
+                    f"SMTP host {host} offers no TLS; refusing to send the password in clear"
+                )
+            if not secure and self.smtp_require_tls:
+                raise DeliveryError(f"SMTP host {host} offers no TLS, which is required")
+            if self.smtp_username:
+                smtp.login(self.smtp_username, self.smtp_password)
+            smtp.send_message(message)
