@@ -26,7 +26,7 @@ from metrics_pipeline.checks.serving import build_serving_checks
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource
 from metrics_pipeline.meta.resource import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MetaAdsResource
-from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
+from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
 def build_assets(catalog: Catalog) -> tuple[list, list]:
@@ -62,8 +62,13 @@ def default_resources() -> dict:
             app_secret=EnvVar("META_APP_SECRET") if os.environ.get("META_APP_SECRET") else None,
             base_url=os.environ.get("META_API_BASE_URL", DEFAULT_BASE_URL),
             api_version=os.environ.get("META_API_VERSION", DEFAULT_API_VERSION),
+            # How long a host that refuses connections is retried (throttling and 5xx keep
+            # the long request budget).
+            connect_budget_seconds=float(os.environ.get("META_CONNECT_BUDGET_SECONDS", "60")),
         ),
-        "warehouse": WarehouseResource(url=os.environ.get(WAREHOUSE_URL_ENV, "")),
+        # The URL (it may hold a password) is read from METRICS_WAREHOUSE_URL at run time,
+        # so it never enters resource configuration or the UI.
+        "warehouse": WarehouseResource(),
         "clock": ClockResource(as_of=os.environ.get(AS_OF_ENV, "")),
         "alerts": AlertNotifier(
             # The webhook's path is its credential: EnvVar keeps the value off the UI.

@@ -17,8 +17,10 @@ from dagster import (
     AssetSelection,
     DagsterEventType,
     DagsterInstance,
+    DagsterRunStatus,
     Definitions,
-    materialize,
+    LoggerDefinition,
+    define_asset_job,
 )
 
 from metrics_pipeline.assets.accounts import client_zones
@@ -27,6 +29,7 @@ from metrics_pipeline.automation.run_alerts import step_error
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
 from metrics_pipeline.partitions import DATE, RANGE_END, RANGE_START
+from metrics_pipeline.stopping import stop_requested
 
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
 DAILY_ONLY = [AssetKey("daily_kpi_data")]
@@ -34,10 +37,21 @@ WEEKLY = [AssetKey(["campaign_summaries", "weekly"])]
 MONTHLY = [AssetKey(["campaign_summaries", "monthly"])]
 SERVING = [AssetKey("current_week_cache"), AssetKey("client_kpi_rollups")]
 OBJECTS = [AssetKey("meta_ad_objects")]
+# The job name runs launched here carry (what `materialize()` would call them).
+STAGE_JOB = "__ephemeral_asset_job__"
+INVOCATION_TAG = "metrics_pipeline/invocation"
 
 
 class WindowError(ValueError):
     """A request for days or clients the pipeline cannot serve."""
+
+
+class WindowStopped(Exception):
+    """A stop was requested: the run in flight was recorded CANCELED and no other started."""
+
+    def __init__(self, outcome: WindowOutcome) -> None:
+        super().__init__("stopped on request")
+        self.outcome = outcome
 
 
 @dataclass
@@ -118,6 +132,17 @@ def validate_window(
         raise WindowError(f"--end {end} is in the future (the last day is {last})")
 
 
+def cancel_unfinished(instance: DagsterInstance, run_ids: list[str], force: bool = False) -> None:
+    """Record these runs CANCELED: those still in flight, and with `force` those a stop
+    ended as failures (their steps failed because they were asked to stop)."""
+    for run_id in run_ids:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status == DagsterRunStatus.CANCELED:
+            continue
+        if not run.is_finished or (force and run.status == DagsterRunStatus.FAILURE):
+            instance.report_run_canceled(run, message="Stopped on request")
+
+
 def materialized_partitions(
     instance: DagsterInstance, run_id: str, asset_key: AssetKey
 ) -> set[str]:
@@ -142,6 +167,7 @@ def run_stage(
     tags: dict[str, str],
     log_level: str,
     checks_of: list[AssetKey] | None = None,
+    loggers: dict[str, LoggerDefinition] | None = None,
 ) -> StageOutcome:
     # The asset's partition-aware checks run with it; history-wide checks (completeness,
     # freshness) run on their own schedule.
@@ -155,13 +181,22 @@ def run_stage(
         # Upstream checks run again in the same run, so their blocking still holds.
         targets = targets | AssetSelection.checks_for_assets(*checks_of)
     targets = targets - AssetSelection.checks(*history_checks)
-    result = materialize(
-        assets=[*(defs.assets or []), *(defs.asset_checks or [])],
-        selection=targets,
-        instance=instance,
+    # What `materialize()` does, with the caller's loggers (the command line prints one line
+    # per warning instead of Dagster's stack traces).
+    stage_defs = Definitions(
+        jobs=[define_asset_job(STAGE_JOB, selection=targets)],
+        assets=list(defs.assets or []),
+        asset_checks=list(defs.asset_checks or []),
         resources=defs.resources,
+        loggers=loggers,
+    )
+    logger_names = list(loggers or {"console": None})
+    result = stage_defs.resolve_job_def(STAGE_JOB).execute_in_process(
+        instance=instance,
         tags={**tags, RANGE_START: first_key, RANGE_END: last_key},
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        run_config={
+            "loggers": {name: {"config": {"log_level": log_level}} for name in logger_names}
+        },
         raise_on_error=False,
     )
     errors = [step_error(event) for event in result.get_step_failure_events()]
@@ -214,8 +249,13 @@ def materialize_window(
     timezones: dict[str, str] | None = None,
     echo: Callable[[str], None] = lambda _: None,
     log_level: str = "INFO",
+    loggers: dict[str, LoggerDefinition] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> WindowOutcome:
-    """Materialise every layer for [start, end] (account-local days) and the given clients."""
+    """Materialise every layer for [start, end] (account-local days) and the given clients.
+
+    When a stop is requested (`metrics_pipeline.stopping`), the run in flight ends, is
+    recorded CANCELED, and WindowStopped is raised instead of starting the next run."""
     from metrics_pipeline.clock import ClockResource  # the definitions' clock decides "now"
 
     clock = (defs.resources or {}).get("clock")
@@ -223,7 +263,7 @@ def materialize_window(
     client_ids = list(client_ids or catalog.client_ids)
     validate_window(catalog, start, end, client_ids, now)
     outcome = WindowOutcome()
-    tags = {"metrics_pipeline/window": f"{start}..{end}"}
+    tags = {"metrics_pipeline/window": f"{start}..{end}", **(tags or {})}
 
     def stage(
         name: str,
@@ -232,9 +272,16 @@ def materialize_window(
         last: str,
         checks_of: list[AssetKey] | None = None,
     ) -> bool:
+        if stop_requested():
+            raise WindowStopped(outcome)
         echo(f"{name}: {first} .. {last}")
-        result = run_stage(defs, instance, name, selection, first, last, tags, log_level, checks_of)
+        result = run_stage(
+            defs, instance, name, selection, first, last, tags, log_level, checks_of, loggers
+        )
         outcome.stages.append(result)
+        if stop_requested():
+            cancel_unfinished(instance, [result.run_id], force=True)
+            raise WindowStopped(outcome)
         return result.success
 
     # One run per layer and block of neighbouring clients: the Meta-calling steps read the

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance
+from dagster import DagsterEventType, DagsterInstance
 
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ground_truth import day_truth
-from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import (
     BUNDLED_CLIENTS,
@@ -215,3 +215,47 @@ def test_a_dropped_database_connection_rolls_back_and_a_rerun_completes(
     again = materialize_window(defs, catalog, instance, *WINDOW)
     assert again.success, again.errors
     assert_equals_ground_truth(warehouse, world, catalog)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_request_mid_backfill_ends_fast_cancels_the_run_and_keeps_whole_partitions(
+    tmp_path, world, catalog, signum
+):
+    """Ctrl-C (or SIGTERM) during a 34-day backfill on a slow Meta: the command ends within
+    30 s with 128 + the signal, the run in flight is CANCELED (none left STARTED and none
+    retried), and every (client, day) is absent or complete."""
+    warehouse_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    with SandboxServer(world, now=NOW) as slow:
+        slow.inject("slow", count=-1, route="report", delay_seconds=0.5)
+        env = _env(tmp_path, slow, warehouse_url)
+        process = _materialize(env)
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("meta_insights" in o for o in output):
+            assert process.poll() is None, "".join(output)
+            time.sleep(0.05)
+        time.sleep(2)  # inside the collection: report jobs polled, chunks being written
+        os.killpg(process.pid, signum)
+        asked = time.monotonic()
+        code = process.wait(timeout=60)
+        took = time.monotonic() - asked
+        reader.join(timeout=5)
+    text = "".join(output)
+    assert code == 128 + signum, text
+    assert took < 30, (took, text)
+    assert f"Stopped ({signal.Signals(signum).name})" in text
+    assert "resume with: metrics-pipeline materialize" in text
+    assert "Traceback" not in text
+    with DagsterInstance.from_config(str(tmp_path / "home")) as instance:
+        runs = {run.run_id: run for run in instance.get_runs()}
+        statuses = sorted(run.status.value for run in runs.values())
+        assert "CANCELED" in statuses and "STARTED" not in statuses, statuses
+        # The interrupted step was not retried.
+        for run_id in runs:
+            restarts = instance.get_records_for_run(
+                run_id, of_type=DagsterEventType.STEP_UP_FOR_RETRY
+            ).records
+            assert restarts == [], run_id
+    assert_no_half_partition(WarehouseResource(url=warehouse_url), world, catalog)

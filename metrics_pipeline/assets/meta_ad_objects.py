@@ -16,7 +16,7 @@ from dagster import (
 
 from metrics_pipeline.assets.accounts import resolve_account
 from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
-from metrics_pipeline.assets.partial import finish
+from metrics_pipeline.assets.partial import finish, not_retried_when_futile
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
@@ -106,9 +106,10 @@ def build_meta_ad_objects(catalog: Catalog):
             except MetaApiError as exc:
                 return exc
 
-        outcomes = for_each_client(
-            list(context.partition_keys), collect, context.log, meta.max_parallel_accounts
-        )
+        with not_retried_when_futile():
+            outcomes = for_each_client(
+                list(context.partition_keys), collect, context.log, meta.max_parallel_accounts
+            )
         counts = {c: n for c, n in outcomes.items() if isinstance(n, int)}
         errors = [e for e in outcomes.values() if isinstance(e, MetaApiError)]
         return finish(

@@ -10,7 +10,7 @@ from metrics_pipeline.assets.accounts import AccountInfo, resolve_account
 from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
 from metrics_pipeline.assets.meta_ad_objects import META_POOL, meta_retry_policy
-from metrics_pipeline.assets.partial import finish
+from metrics_pipeline.assets.partial import finish, not_retried_when_futile
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
@@ -156,9 +156,10 @@ def build_meta_insights(catalog: Catalog):
                 log,
             )
 
-        outcomes = for_each_client(
-            list(days_by_client), collect, context.log, meta.max_parallel_accounts
-        )
+        with not_retried_when_futile():
+            outcomes = for_each_client(
+                list(days_by_client), collect, context.log, meta.max_parallel_accounts
+            )
         written = [w for o in outcomes.values() for w in o.written]
         failures = [f for o in outcomes.values() for f in o.failures]
         retryable = any(o.retryable for o in outcomes.values())

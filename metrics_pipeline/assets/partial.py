@@ -5,12 +5,15 @@ as materialized so the UI and the downstream assets see them, and the step fails
 every bad partition and why.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date
 
 from dagster import AssetExecutionContext, AssetMaterialization, Failure, MaterializeResult
 
 from metrics_pipeline.partitions import multi_key
+from metrics_pipeline.stopping import StopRequested
+from metrics_pipeline.warehouse.errors import WarehouseUnavailableError
 
 
 def finish(
@@ -40,3 +43,14 @@ def finish(
         description=f"{len(failures)} problem(s): {summary}",
         metadata={"problems": "\n".join(failures), "partitions_written": len(written)},
     )
+
+
+@contextmanager
+def not_retried_when_futile() -> Iterator[None]:
+    """End the step at once, without the step retry policy, on what no retry in this run can
+    fix: a stop asked for by a person, a warehouse that cannot be reached (missing database,
+    refused credentials or host). Their one-line message becomes the step's failure."""
+    try:
+        yield
+    except (StopRequested, WarehouseUnavailableError) as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
+import traceback
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from metrics_pipeline.cli.stop import Stopped, exit_now, run_stoppable
 
 DEMO_DAYS = 42
 # Dagster's own settings for runs over many partitions (docs/deployment.md): write the
@@ -25,9 +30,27 @@ def _data_dir() -> Path:
     return Path.cwd() / ".metrics_pipeline"
 
 
-def _ensure_dagster_home() -> Path:
-    """DAGSTER_HOME, or a local folder so the demo's runs outlive the process for the UI."""
-    given = os.environ.get("DAGSTER_HOME")
+# Variables the demo never reads: it runs on its own sandbox, instance and warehouse, so it
+# cannot write sandbox data into a deployment's stores.
+DEMO_IGNORES = (
+    "DAGSTER_HOME",
+    "DAGSTER_PG_URL",
+    "METRICS_WAREHOUSE_URL",
+    "METRICS_CLIENTS_FILE",
+    "METRICS_HISTORY_START",
+    "METRICS_AS_OF",
+    "METRICS_AUTOMATION",
+    "META_API_BASE_URL",
+    "META_API_VERSION",
+    "META_ACCESS_TOKEN",
+    "META_APP_SECRET",
+    "METRICS_ALERT_WEBHOOK_URL",
+    "METRICS_ALERT_SMTP_HOST",
+)
+
+
+def _ensure_dagster_home(given: str | None) -> Path:
+    """DAGSTER_HOME, or a local folder so the runs outlive the process for the UI."""
     home = Path(given or _data_dir() / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
@@ -52,7 +75,7 @@ def _quiet_dagster() -> None:
     logging.getLogger("dagster").setLevel(logging.ERROR)
 
 
-def _check_summary(instance, run_ids: list[str]) -> str:
+def _check_summary(instance, run_ids: list[str], run_failed: bool) -> str:
     """One line on the asset checks these runs evaluated (ranged results, not per day)."""
     from dagster import DagsterEventType
 
@@ -69,36 +92,94 @@ def _check_summary(instance, run_ids: list[str]) -> str:
                 passed += 1
             else:
                 failed.add(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
-    verdict = f"failed: {', '.join(sorted(failed))}" if failed else "all passed"
+    if failed:
+        verdict = f"failed: {', '.join(sorted(failed))}"
+    elif run_failed:
+        # Checks of the layers that never ran were not evaluated: nothing "passed" there.
+        verdict = "none failed, but the run failed before every check ran"
+    else:
+        verdict = "all passed"
     return f"checks: {passed + len(failed)} evaluated, {verdict}"
 
 
-def _materialize(start: date, end: date, clients: list[str] | None, echo) -> int:
-    from dagster import DagsterInstance
+def _resume_hint(start: date, end: date, clients: list[str] | None) -> str:
+    chosen = "".join(f" --client {c}" for c in clients or [])
+    return f"metrics-pipeline materialize --start {start} --end {end}{chosen}"
+
+
+def _materialize(
+    start: date,
+    end: date,
+    clients: list[str] | None,
+    echo,
+    verbose: bool,
+    check_meta: bool = True,
+) -> int:
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.cli import preflight
+    from metrics_pipeline.cli.console import cli_loggers
     from metrics_pipeline.definitions import build_definitions
-    from metrics_pipeline.runner import WindowError, materialize_window
+    from metrics_pipeline.runner import (
+        INVOCATION_TAG,
+        WindowStopped,
+        cancel_unfinished,
+        materialize_window,
+    )
 
     catalog = build_catalog()
     defs = build_definitions(catalog)
-    try:
-        outcome = materialize_window(
+    if check_meta:
+        preflight.check_token()
+    preflight.check_warehouse(defs.resources["warehouse"])
+    if check_meta:
+        preflight.check_meta_answers(defs.resources["meta"], echo)
+    instance = DagsterInstance.get()
+    invocation = uuid.uuid4().hex
+
+    def runs_in_flight() -> list[str]:
+        unfinished = [
+            DagsterRunStatus.QUEUED,
+            DagsterRunStatus.NOT_STARTED,
+            DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED,
+        ]
+        runs = instance.get_runs(RunsFilter(tags={INVOCATION_TAG: invocation}, statuses=unfinished))
+        return [run.run_id for run in runs]
+
+    def work():
+        return materialize_window(
             defs,
             catalog,
-            DagsterInstance.get(),
+            instance,
             start,
             end,
             clients,
             echo=echo,
-            log_level="WARNING",
+            log_level="INFO" if verbose else "WARNING",
+            loggers=cli_loggers(verbose),
+            tags={INVOCATION_TAG: invocation},
         )
-    except WindowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+    try:
+        outcome = run_stoppable(work, on_stop=lambda: cancel_unfinished(instance, runs_in_flight()))
+    except Stopped as stop:
+        so_far = stop.work_error.outcome if isinstance(stop.work_error, WindowStopped) else None
+        done = [s.stage for s in so_far.stages if s.success] if so_far else []
+        print(
+            f"Stopped ({signal.Signals(stop.signum).name}): the run in progress is recorded "
+            f"CANCELED{'; finished: ' + ', '.join(done) if done else ''}. Days already stored "
+            f"are kept and the others untouched; resume with: {_resume_hint(start, end, clients)}",
+            file=sys.stderr,
+        )
+        if not stop.finished:
+            exit_now(stop.exit_code)
+        return stop.exit_code
     for note in outcome.notes:
         echo(f"note: {note}")
-    echo(_check_summary(DagsterInstance.get(), [stage.run_id for stage in outcome.stages]))
+    run_ids = [stage.run_id for stage in outcome.stages]
+    echo(_check_summary(instance, run_ids, not outcome.success))
     if not outcome.success:
         for error in outcome.errors:
             print(f"FAILED {error}", file=sys.stderr)
@@ -108,9 +189,9 @@ def _materialize(start: date, end: date, clients: list[str] | None, echo) -> int
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     _quiet_dagster()
-    home = _ensure_dagster_home()
+    home = _ensure_dagster_home(os.environ.get("DAGSTER_HOME"))
     print(f"Dagster instance: {home}")
-    return _materialize(args.start, args.end, args.client or None, print)
+    return _materialize(args.start, args.end, args.client or None, print, args.verbose)
 
 
 def _fmt(value) -> str:
@@ -122,7 +203,7 @@ def _print_summary(now: datetime) -> None:
     from metrics_pipeline.domain.periods import local_today, week_start
     from metrics_pipeline.warehouse.resource import WarehouseResource
 
-    warehouse = WarehouseResource(url=os.environ.get("METRICS_WAREHOUSE_URL", ""))
+    warehouse = WarehouseResource()
     accounts = warehouse.read("meta_ad_accounts")
     zones = dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
     print()
@@ -148,7 +229,20 @@ def _print_summary(now: datetime) -> None:
                 f" {int(row['reservations']):>12} {_fmt(row['roas']):>8}"
             )
     print()
-    print(f"Warehouse: {warehouse.resolved_url}")
+    print(f"Warehouse: {warehouse.display_url}")
+
+
+def _isolate_demo() -> Path:
+    """The demo's own instance and warehouse under ./.metrics_pipeline, whatever the
+    environment points at; says which variables it set aside."""
+    ignored = [name for name in DEMO_IGNORES if os.environ.pop(name, None) is not None]
+    if ignored:
+        names = ", ".join(ignored)
+        print(f"demo: ignoring {names} (the demo uses only its own sandbox and folder)")
+    home = _ensure_dagster_home(None)
+    os.environ["DAGSTER_HOME"] = str(home)
+    os.environ["METRICS_WAREHOUSE_URL"] = f"sqlite:///{home / 'metrics_warehouse.sqlite'}"
+    return home
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -156,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
     _quiet_dagster()
-    home = _ensure_dagster_home()
+    home = _isolate_demo()
     os.environ["METRICS_CLIENTS_FILE"] = str(BUNDLED_CLIENTS_FILE)
     with SandboxServer(port=args.sandbox_port) as sandbox:
         os.environ["META_API_BASE_URL"] = sandbox.url
@@ -169,7 +263,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
         print(f"Materialising {start} .. {end} for the demo clients")
         started = time.monotonic()
-        status = _materialize(start, end, None, lambda line: print(f"  {line}"))
+        status = _materialize(
+            start, end, None, lambda line: print(f"  {line}"), args.verbose, check_meta=False
+        )
+        if status >= 128:  # stopped on request
+            return status
         print(f"Done in {time.monotonic() - started:.1f}s")
         _print_summary(now)
         if status:
@@ -179,29 +277,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  metrics-pipeline demo --ui     (then http://127.0.0.1:{args.ui_port})"
         )
         if args.ui:
-            # The dagster beside this interpreter, on the package's definitions, so it works
-            # from any folder and without the virtual environment on PATH.
-            ui = [
-                sys.executable,
-                "-m",
-                "dagster",
-                "dev",
-                "-m",
-                "metrics_pipeline.definitions",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(args.ui_port),
-            ]
-            # Schedules and sensors start switched off here: the UI shows them, and each can
-            # be switched on under Automation.
-            os.environ.setdefault("METRICS_AUTOMATION", "off")
-            print(f"Starting the Dagster UI on http://127.0.0.1:{args.ui_port} (Ctrl-C stops)")
-            try:
-                return subprocess.call(ui, env=os.environ.copy())  # noqa: S603
-            except KeyboardInterrupt:
-                return 0
+            return _serve_ui(args.ui_port)
     return 0
+
+
+def _serve_ui(port: int) -> int:
+    """`dagster dev` on the package's definitions until Ctrl-C or SIGTERM, passed on to it."""
+    # The dagster beside this interpreter, so it works from any folder and without the
+    # virtual environment on PATH.
+    ui = [sys.executable, "-m", "dagster", "dev", "-m", "metrics_pipeline.definitions"]
+    ui += ["-h", "127.0.0.1", "-p", str(port)]
+    # Schedules and sensors start switched off here: the UI shows them, and each can be
+    # switched on under Automation.
+    os.environ["METRICS_AUTOMATION"] = "off"
+    print(f"Starting the Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops)")
+    child = subprocess.Popen(ui, env=os.environ.copy())  # noqa: S603
+
+    def wait_for_child() -> int:
+        return child.wait()
+
+    def stop_child() -> None:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)  # dagster dev shuts its processes down on SIGINT
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    try:
+        return run_stoppable(wait_for_child, on_stop=stop_child)
+    except Stopped as stop:
+        print(f"Stopped ({signal.Signals(stop.signum).name}): the Dagster UI is shut down.")
+        return stop.exit_code
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -228,6 +335,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metrics-pipeline", description=__doc__)
+    parser.add_argument(
+        "--verbose", action="store_true", help="print Dagster's full logs and stack traces"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="run the whole graph on the bundled sandbox")
@@ -258,12 +368,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="enforce a call limit on an account, e.g. 1000000001:60:300",
     )
     sandbox.set_defaults(func=cmd_sandbox)
+    for command in (demo, run):
+        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
     return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors with a message a person can act on: printed as one line, no stack trace."""
+    from metrics_pipeline.cli.preflight import SetupError
+    from metrics_pipeline.config.clients import ClientsFileError
+    from metrics_pipeline.meta.errors import MetaApiError
+    from metrics_pipeline.runner import WindowError
+    from metrics_pipeline.warehouse.errors import WarehouseError
+
+    return (SetupError, ClientsFileError, MetaApiError, WindowError, WarehouseError)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:  # outside a run (e.g. while loading): nothing to clean up
+        print("Stopped (SIGINT).", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.verbose:
+            traceback.print_exc()
+        from metrics_pipeline.runner import WindowError
+
+        if isinstance(exc, _expected_errors()):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2 if isinstance(exc, WindowError) else 1
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        if not args.verbose:
+            print("(run again with --verbose for the full trace)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
