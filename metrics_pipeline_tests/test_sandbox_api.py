@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import requests
 
+from metrics_pipeline.sandbox.faults import Fault, parse_fault
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
@@ -85,3 +86,43 @@ def test_a_bad_token_is_oauth_error_190(sandbox):
 def test_older_than_37_months_is_refused(sandbox, now):
     response = _insights(sandbox, now.date() - timedelta(days=38 * 31))
     assert response.json()["error"]["code"] == 3018
+
+
+def test_the_state_endpoint_answers_a_json_post(sandbox):
+    changes = {"revision": 3, "faults": [{"kind": "transient", "count": 2, "route": "report"}]}
+    response = requests.post(f"{sandbox.url}/__sandbox/state", json=changes, timeout=5)
+    assert response.status_code == 200
+    assert response.json()["revision"] == 3
+    assert sandbox.state.revision == 3
+    (fault,) = sandbox.state.faults.faults
+    assert (fault.kind, fault.count, fault.route) == ("transient", 2, "report")
+
+
+def test_the_bounds_faults_parse_from_the_command_line():
+    texts = {
+        "foreign_next:target=http://127.0.0.1:9999,count=2": {
+            "kind": "foreign_next",
+            "target": "http://127.0.0.1:9999",
+            "count": 2,
+        },
+        "repeated_cursor:route=objects": {"kind": "repeated_cursor", "route": "objects"},
+        "oversized_page:count=-1": {"kind": "oversized_page", "count": -1},
+        "slow_body:pieces=10,delay_seconds=0.5": {
+            "kind": "slow_body",
+            "pieces": 10,
+            "delay_seconds": 0.5,
+        },
+        "huge_body:size_bytes=1000000": {"kind": "huge_body", "size_bytes": 1000000},
+        "report_creeping:account=1000000001": {
+            "kind": "report_creeping",
+            "account": "1000000001",
+        },
+        "reduce_data_page:max_limit=50,count=-1": {
+            "kind": "reduce_data_page",
+            "max_limit": 50,
+            "count": -1,
+        },
+    }
+    for text, spec in texts.items():
+        assert parse_fault(text) == spec, text
+        assert Fault(**parse_fault(text)).kind == spec["kind"]

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 import requests
+import urllib3
 
 from metrics_pipeline.meta.errors import (
     ErrorKind,
@@ -105,6 +106,53 @@ class RetrySettings:
     throttle_wait_seconds: float = 60.0  # when Meta throttles without saying for how long
     slow_down_at_percent: float = 75.0
     slow_down_max_pause_seconds: float = 60.0
+    # Refused connections, failed DNS and connect timeouts get a short budget of their own:
+    # a wrong host is a configuration error, and waiting an hour for it only hides that.
+    connect_budget_seconds: float = 60.0
+    # Per socket read `request_timeout_seconds` applies; this bounds the whole body, so a
+    # body that trickles in byte by byte still ends.
+    body_deadline_seconds: float = 600.0
+    max_response_bytes: int = 64 * 1024 * 1024
+
+
+BODY_CHUNK_BYTES = 64 * 1024
+# Query parameters that are credentials, not part of what a page is.
+SECRET_PARAMS = {"access_token", "appsecret_proof"}
+
+
+def origin(url: str) -> str:
+    """scheme://host:port of a URL: safe to name in messages (no path, no query)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = "?"
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _connect_failure(exc: requests.RequestException) -> str | None:
+    """The root cause's class name when `exc` failed before a connection existed (refused,
+    DNS, connect timeout); None for failures of an open connection (resets, read timeouts)."""
+    reason: BaseException | None = exc
+    if isinstance(exc, requests.ConnectionError) and exc.args:
+        reason = getattr(exc.args[0], "reason", exc.args[0])
+    if not isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    ) and not isinstance(exc, requests.ConnectTimeout):
+        return None
+    root = reason
+    while root is not None and (root.__cause__ or root.__context__) is not None:
+        root = root.__cause__ or root.__context__
+    return type(root or exc).__name__
+
+
+class _BodyError(Exception):
+    """A response body refused while reading it."""
+
+    def __init__(self, kind: ErrorKind, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -147,6 +195,8 @@ class GraphApiClient:
         report_poll_seconds: float = 1.0,
         report_poll_max_seconds: float = 30.0,
         report_stall_seconds: float = 900.0,
+        report_deadline_seconds: float = 3600.0,
+        max_pages_per_query: int = 10_000,
         log: logging.Logger | Any | None = None,
         governor: UsageGovernor | None = None,
         session: requests.Session | None = None,
@@ -165,6 +215,8 @@ class GraphApiClient:
         self.report_poll_seconds = report_poll_seconds
         self.report_poll_max_seconds = report_poll_max_seconds
         self.report_stall_seconds = report_stall_seconds
+        self.report_deadline_seconds = report_deadline_seconds
+        self.max_pages_per_query = max_pages_per_query
         # When each report job was started (monotonic): a job started a while ago is
         # polled at once rather than after a full poll interval.
         self._report_started: dict[str, float] = {}
@@ -212,6 +264,7 @@ class GraphApiClient:
         deadline = started + self.retry.request_budget_seconds
         key = f"act_{site.account_id.removeprefix('act_')}"
         attempt = 0
+        unreachable_since: float | None = None  # start of the current run of connect failures
         while True:
             attempt += 1
             pause = self._pause(key)
@@ -241,16 +294,22 @@ class GraphApiClient:
                     f"Meta asked for less data ({site.describe()}): {detail}",
                     code=error.get("code"),
                 )
+            now = time.monotonic()
+            give_up_at = deadline
+            if kind is ErrorKind.UNREACHABLE:
+                unreachable_since = unreachable_since or now
+                give_up_at = min(deadline, unreachable_since + self.retry.connect_budget_seconds)
+            else:
+                unreachable_since = None
             if kind is ErrorKind.THROTTLED:
                 wait = max(self._pause(key), self.retry.throttle_wait_seconds)
             else:
                 wait = self._backoff(attempt)
-            if time.monotonic() + wait > deadline:
-                elapsed = time.monotonic() - started
+            if now + wait > give_up_at:
                 raise MetaApiError(
                     kind,
                     f"Gave up on {site.describe()} after {attempt} "
-                    f"attempts in {elapsed:.0f}s: {detail}",
+                    f"attempts in {now - started:.1f}s: {detail}",
                     code=error.get("code"),
                 )
             self.log.warning(
@@ -265,6 +324,9 @@ class GraphApiClient:
     def _attempt(
         self, method: str, url: str, params: Mapping[str, Any] | None, site: CallSite, key: str
     ) -> tuple[ErrorKind | None, str, dict[str, Any]]:
+        """One request: (None, "", body) on success, else (kind, detail naming the host,
+        Meta's error object)."""
+        endpoint = origin(url)
         try:
             response = self.session.request(
                 method,
@@ -272,44 +334,147 @@ class GraphApiClient:
                 params=self._signed(params or {}) if params is not None else None,
                 headers=self._headers(),
                 timeout=self.retry.request_timeout_seconds,
+                stream=True,
             )
         except requests.RequestException as exc:
-            return ErrorKind.TRANSIENT, self.redact(f"{type(exc).__name__}"), {}
-        self.governor.observe(key, response.headers)
+            cause = _connect_failure(exc)
+            if cause is not None:
+                return ErrorKind.UNREACHABLE, f"cannot connect to {endpoint} ({cause})", {}
+            return ErrorKind.TRANSIENT, f"{type(exc).__name__} from {endpoint}", {}
+        with response:
+            self.governor.observe(key, response.headers)
+            try:
+                content = self._read_body(response, endpoint)
+            except _BodyError as exc:
+                return exc.kind, exc.detail, {}
         try:
-            body = orjson.loads(response.content)
+            body = orjson.loads(content)
         except orjson.JSONDecodeError:
             return (
                 ErrorKind.TRANSIENT,
-                f"HTTP {response.status_code} with a truncated or non-JSON body",
+                f"{endpoint} answered HTTP {response.status_code} with a truncated or "
+                "non-JSON body",
                 {},
             )
         if not isinstance(body, dict):
-            return ErrorKind.TRANSIENT, f"HTTP {response.status_code}: unexpected body", {}
+            return ErrorKind.TRANSIENT, f"{endpoint} answered HTTP {response.status_code}", {}
         if response.ok and "error" not in body:
             return None, "", body
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         kind = classify(response.status_code, error)
         text = self.redact(str(error.get("message", f"HTTP {response.status_code}")))
         detail = (
-            f"HTTP {response.status_code}, code {error.get('code')}"
+            f"{endpoint} answered HTTP {response.status_code}, code {error.get('code')}"
             f"{'/' + str(error['error_subcode']) if error.get('error_subcode') else ''}: "
             f"{text}"
         )
         return kind, detail, error
 
+    def _read_body(self, response: requests.Response, endpoint: str) -> bytes:
+        """The whole body, read as it arrives so that neither its size nor the time it
+        takes can grow without bound."""
+        cap = self.retry.max_response_bytes
+        too_big = _BodyError(
+            ErrorKind.REDUCE_DATA, f"{endpoint} sent a body over the {cap}-byte cap"
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise too_big
+        limit = self.retry.body_deadline_seconds
+        deadline = time.monotonic() + limit
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while chunk := response.raw.read1(BODY_CHUNK_BYTES, decode_content=True):
+                parts.append(chunk)
+                size += len(chunk)
+                if size > cap:
+                    raise too_big
+                if time.monotonic() > deadline:
+                    raise _BodyError(
+                        ErrorKind.TRANSIENT,
+                        f"{endpoint} did not send the whole body within {limit:g}s",
+                    )
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+            raise _BodyError(
+                ErrorKind.TRANSIENT, f"{type(exc).__name__} while reading from {endpoint}"
+            ) from None
+        return b"".join(parts)
+
     # -- paging ---------------------------------------------------------------------------
-    def paginate(self, path: str, params: Mapping[str, Any], site: CallSite) -> Iterator[dict]:
+    def paginate(
+        self, path: str, params: Mapping[str, Any], site: CallSite, *, shrink_pages: bool = False
+    ) -> Iterator[dict]:
+        """Every row of a paged edge. Each page must stay within what was asked (`limit`
+        rows, `max_pages_per_query` pages, the configured host, no cursor twice). With
+        `shrink_pages`, "reduce the amount of data" re-reads that page with half the
+        `limit` (down to MIN_PAGE_SIZE) before the caller has to split the query."""
         url, query = self._url(path), dict(params)
-        while True:
-            body = self.request("GET", url, query, site)
-            yield from body.get("data", [])
+        seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        cursors: set[str] = set()
+        for page in range(1, self.max_pages_per_query + 1):
+            seen.add(_page_key(url, query))
+            body, asked = self._page(url, query, site, shrink_pages)
+            rows = body.get("data", [])
+            self._check_page_size(rows, asked, site, url)
+            yield from rows
             next_url = (body.get("paging") or {}).get("next")
             if not next_url:  # a cursor without `next` is the end
                 return
-            parts = urlsplit(next_url)
-            query = {k: v for k, v in parse_qsl(parts.query) if k != "access_token"}
-            url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+            url, query = self._follow(next_url, site)
+            cursor = str(query.get("after", ""))
+            if _page_key(url, query) in seen or (cursor and cursor in cursors):
+                raise self._page_error(site, url, f"paging.next repeats a page after page {page}")
+            cursors.add(cursor)
+            if "limit" in params:
+                # A page read smaller on request does not make the following pages smaller.
+                query["limit"] = params["limit"]
+        raise self._page_error(
+            site, url, f"more than {self.max_pages_per_query} pages (max_pages_per_query)"
+        )
+
+    def _page(
+        self, url: str, query: dict[str, Any], site: CallSite, shrink: bool
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One page and the query that produced it."""
+        while True:
+            try:
+                return self.request("GET", url, query, site), query
+            except ReduceDataError:
+                limit = int(query.get("limit") or self.page_size)
+                if not shrink or limit <= MIN_PAGE_SIZE:
+                    raise
+                query = {**query, "limit": max(MIN_PAGE_SIZE, limit // 2)}
+                self.log.warning(
+                    f"Re-reading a page of {query['limit']} rows on Meta's request "
+                    f"({site.describe()})"
+                )
+
+    def _follow(self, next_url: str, site: CallSite) -> tuple[str, dict[str, Any]]:
+        """The URL and query of `paging.next`, only on the configured host: the token and
+        appsecret_proof go nowhere else."""
+        if origin(next_url) != origin(self.base_url):
+            raise MetaApiError(
+                ErrorKind.INVALID,
+                f"paging.next for {site.describe()} points at {origin(next_url)}, not the "
+                f"configured {origin(self.base_url)}: not followed",
+            )
+        parts = urlsplit(next_url)
+        query = {k: v for k, v in parse_qsl(parts.query) if k not in SECRET_PARAMS}
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), query
+
+    def _check_page_size(
+        self, rows: list[dict], asked: Mapping[str, Any], site: CallSite, url: str
+    ) -> None:
+        limit = int(asked.get("limit") or 0)
+        if limit and len(rows) > limit:
+            raise self._page_error(site, url, f"a page of {len(rows)} rows for a limit of {limit}")
+
+    def _page_error(self, site: CallSite, url: str, what: str) -> MetaApiError:
+        # Retryable: the step fails, frees its slot and may try again later; never accepted.
+        return MetaApiError(
+            ErrorKind.TRANSIENT, f"Refused paging from {origin(url)} for {site.describe()}: {what}"
+        )
 
     # -- resources ------------------------------------------------------------------------
     def account(self, account_id: str, site: CallSite) -> dict[str, Any]:
@@ -341,8 +506,9 @@ class GraphApiClient:
 
         Short ranges are read synchronously in chunks of `days_per_request`; longer ones run
         as async report jobs of up to `days_per_report` days. Meta's "reduce the amount of
-        data" splits the range, then the page; a report that fails or stalls is retried
-        once, then split by campaign, then ad set, then into shorter ranges.
+        data" splits the range, then the page; on a finished report's result page it halves
+        the page first. A report that fails, stalls or passes its deadline is retried once,
+        then split by campaign, then ad set, then into shorter ranges.
         """
         query = InsightQuery(account_id, client_id, since, until, tuple(attribution_windows))
         use_reports = (until - since).days + 1 > self.sync_max_days
@@ -442,8 +608,8 @@ class GraphApiClient:
         last_progress, progressed_at = -1, begun
         wait = self.report_poll_seconds
         # The first poll waits one interval after the job STARTED, not after now.
-        since_start = begun - self._report_started.pop(report_id, begun)
-        sleep = max(0.0, wait - since_start)
+        started = self._report_started.pop(report_id, begun)
+        sleep = max(0.0, wait - (begun - started))
         while True:
             time.sleep(sleep)
             status = self.request("GET", self._url(report_id), {}, site)
@@ -460,12 +626,24 @@ class GraphApiClient:
                 raise ReportFailedError(
                     f"stalled at {percent}% for {now - progressed_at:.0f}s ({state})"
                 )
+            # Progress that never ends is no better than none: the job gets a deadline too.
+            if now - started > self.report_deadline_seconds:
+                raise ReportFailedError(
+                    f"not complete {now - started:.1f}s after it started, at {percent}% "
+                    f"(report_deadline_seconds {self.report_deadline_seconds:g})"
+                )
             wait = min(self.report_poll_max_seconds, wait * 1.5)
             sleep = wait
-        return list(self.paginate(f"{report_id}/insights", {"limit": self.page_size}, site))
+        params = {"limit": self.page_size}
+        return list(self.paginate(f"{report_id}/insights", params, site, shrink_pages=True))
 
 
 MIN_PAGE_SIZE = 25
+
+
+def _page_key(url: str, query: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What identifies a page: its URL and its query, credentials aside."""
+    return url, tuple(sorted((k, str(v)) for k, v in query.items() if k not in SECRET_PARAMS))
 
 
 class ReportFailedError(RuntimeError):

@@ -20,9 +20,17 @@ class ErrorKind(Enum):
     AUTH = "auth"  # never retry
     PERMISSION = "permission"  # never retry
     INVALID = "invalid"  # never retry: a bug or a bad configuration
+    UNREACHABLE = "unreachable"  # the host refused or never answered the connection
 
 
 RETRYABLE = {ErrorKind.THROTTLED, ErrorKind.TRANSIENT}
+# Failures that a later attempt of the same configuration cannot fix.
+CONFIGURATION_KINDS = {
+    ErrorKind.AUTH,
+    ErrorKind.PERMISSION,
+    ErrorKind.INVALID,
+    ErrorKind.UNREACHABLE,
+}
 
 
 def classify(status: int, error: dict[str, Any]) -> ErrorKind:
@@ -63,3 +71,18 @@ class MetaApiError(RuntimeError):
 
 class ReduceDataError(MetaApiError):
     """Meta asked for a smaller request; the caller splits and asks again."""
+
+
+def is_configuration_error(exc: BaseException | None) -> bool:
+    """Whether `exc`, or any exception it was raised from or during, is a MetaApiError that
+    retrying cannot fix (token, permission, invalid request, unreachable host)."""
+    pending, seen = [exc], set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, MetaApiError) and current.kind in CONFIGURATION_KINDS:
+            return True
+        pending += [current.__cause__, current.__context__]
+    return False

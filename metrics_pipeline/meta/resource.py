@@ -36,8 +36,18 @@ class MetaAdsResource(ConfigurableResource):
     report_stall_seconds: float = Field(
         default=900.0, description="A report without progress this long is retried, then split."
     )
-    request_timeout_seconds: float = 120.0
+    report_deadline_seconds: float = Field(
+        default=3600.0,
+        description="A report not complete this long after it started is retried, then split.",
+    )
+    max_pages_per_query: int = Field(default=10_000, ge=1, description="Pages per paged query.")
+    request_timeout_seconds: float = Field(default=120.0, description="Per connect and read.")
     request_budget_seconds: float = 3600.0
+    connect_budget_seconds: float = Field(
+        default=60.0, description="Retries of refused connections, DNS failures, connect timeouts."
+    )
+    body_deadline_seconds: float = Field(default=600.0, description="Whole response body.")
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 120.0
     throttle_wait_seconds: float = 60.0
@@ -59,6 +69,8 @@ class MetaAdsResource(ConfigurableResource):
             report_poll_seconds=self.report_poll_seconds,
             report_poll_max_seconds=self.report_poll_max_seconds,
             report_stall_seconds=self.report_stall_seconds,
+            report_deadline_seconds=self.report_deadline_seconds,
+            max_pages_per_query=self.max_pages_per_query,
             retry=RetrySettings(
                 request_timeout_seconds=self.request_timeout_seconds,
                 request_budget_seconds=self.request_budget_seconds,
@@ -67,6 +79,9 @@ class MetaAdsResource(ConfigurableResource):
                 throttle_wait_seconds=self.throttle_wait_seconds,
                 slow_down_at_percent=self.slow_down_at_percent,
                 slow_down_max_pause_seconds=self.slow_down_max_pause_seconds,
+                connect_budget_seconds=self.connect_budget_seconds,
+                body_deadline_seconds=self.body_deadline_seconds,
+                max_response_bytes=self.max_response_bytes,
             ),
             log=log,
         )

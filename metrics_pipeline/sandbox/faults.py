@@ -53,9 +53,27 @@ ERROR_FAULTS: dict[str, tuple[int, int, int | None, bool, str]] = {
     "invalid": (400, 100, None, False, "(#100) Invalid parameter"),
 }
 # Faults that break the transport or the body rather than answer with an error.
-TRANSPORT_FAULTS = {"slow", "drop", "truncate", "http_502"}
+TRANSPORT_FAULTS = {
+    "slow",
+    "drop",
+    "truncate",
+    "http_502",
+    "slow_body",  # the body trickles in `pieces` parts, `delay_seconds` apart
+    "huge_body",  # a body of `size_bytes`, sent without Content-Length
+}
 # Faults of async report runs.
-REPORT_FAULTS = {"report_failed", "report_stalled"}
+REPORT_FAULTS = {
+    "report_failed",
+    "report_stalled",
+    "report_creeping",  # progress rises by one percent a poll, up to 99, never completes
+}
+# Faults of a page's paging or size: they answer 200 with a page that must not be taken.
+PAGE_FAULTS = {
+    "foreign_next",  # paging.next on `target` (scheme://host:port) instead of this host
+    "repeated_cursor",  # paging.next asks for the page just served
+    "oversized_page",  # twice `limit` rows, padded by repeating rows
+    "reduce_data_page",  # a report's first result page refused while `limit` > `max_limit`
+}
 # Faults that corrupt the numbers of matching rows (on `day`, for `account`) in ways that
 # parse but that quality checks must catch.
 DATA_FAULTS = {
@@ -75,7 +93,9 @@ DATA_FAULTS = {
     "repeated_page",
     "unknown_currency",
 }
-KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS | DATA_FAULTS
+KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS | PAGE_FAULTS | DATA_FAULTS
+# Options given as text on the command line (the others are numbers).
+TEXT_OPTIONS = {"route", "account", "day", "target"}
 
 
 @dataclass
@@ -85,10 +105,15 @@ class Fault:
     route: str = "any"  # any | insights | objects | account | report
     account: str | None = None  # digits; None: every account
     regain_minutes: float = 0.0  # estimated_time_to_regain_access on throttling faults
-    delay_seconds: float = 2.0  # for "slow"
+    delay_seconds: float = 2.0  # for "slow", and between the pieces of "slow_body"
+    pieces: int = 20  # slow_body
+    size_bytes: int = 100_000_000  # huge_body
+    target: str | None = None  # foreign_next: scheme://host:port
+    max_limit: int = 100  # reduce_data_page
     min_days: int = 0  # reduce_data: only for requests spanning more than this many days
     day: str | None = None  # data faults: the ISO date whose rows are corrupted
     fired: int = 0
+    sent_bytes: int = 0  # huge_body: what the peer accepted before it hung up
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -162,7 +187,5 @@ def parse_fault(text: str) -> dict[str, Any]:
     spec: dict[str, Any] = {"kind": kind}
     for option in filter(None, options.split(",")):
         key, _, value = option.partition("=")
-        spec[key] = (
-            value if key in {"route", "account"} else float(value) if "." in value else int(value)
-        )
+        spec[key] = value if key in TEXT_OPTIONS else float(value) if "." in value else int(value)
     return spec

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from metrics_pipeline.sandbox.faults import (
     ERROR_FAULTS,
     REPORT_FAULTS,
     TRANSPORT_FAULTS,
+    Fault,
     FaultPlan,
 )
 from metrics_pipeline.sandbox.render import actions_of, format_minor, format_time
@@ -166,6 +167,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     server_version = "sandbox-graph/1.0"
     protocol_version = "HTTP/1.1"
     state: SandboxState  # set on the subclass made per server
+    _scope: tuple[str, str | None] = ("any", None)  # this request's route kind and account
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default
         return
@@ -295,9 +297,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        control = urlsplit(self.path).path
+        if control.startswith("/__sandbox/"):
+            return self._control(control)  # it reads its own (JSON) body
         path, query = self._query()
-        if path.startswith("/__sandbox/"):
-            return self._control(path)
         self._record(path)
         account_id: str | None = None
         match = re.match(r"^/v\d+\.\d+/act_(\d+)", path)
@@ -306,6 +309,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if m := re.match(r"^/v\d+\.\d+/report_\d+_(\d+)", path):
             account_id = m.group(1) if m.group(1) in self.state.world.accounts else None
         route = _route_kind(path)
+        self._scope = (route, account_id)
         pct, reset = self._count_call(account_id)
         fault = self.state.faults.take(
             route, account_id, _days_spanned(query), set(ERROR_FAULTS) | TRANSPORT_FAULTS
@@ -330,6 +334,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             headers = self._usage_headers(account_id, pct, reset)
             if fault is not None and fault.kind in ("drop", "truncate"):
                 return self._send_broken(status, body, headers, fault.kind)
+            if fault is not None and fault.kind == "slow_body":
+                return self._send_slowly(status, body, headers, fault)
+            if fault is not None and fault.kind == "huge_body":
+                return self._send_huge(fault)
             self._send(status, body, headers)
         except ApiError as error:
             throttled = error.body["error"]["code"] in (4, 17, 32, 613, 80004)
@@ -368,6 +376,47 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
 
+    def _send_slowly(self, status: int, body: dict, headers: dict[str, str], fault: Fault) -> None:
+        """A complete body that trickles in: each piece in time, the whole far too late."""
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        step = max(1, -(-len(payload) // max(1, fault.pieces)))
+        try:
+            for start in range(0, len(payload), step):
+                self.wfile.write(payload[start : start + step])
+                self.wfile.flush()
+                time.sleep(fault.delay_seconds)
+        except OSError:  # the client gave up on it
+            self.close_connection = True
+
+    def _send_huge(self, fault: Fault) -> None:
+        """A valid JSON body of `size_bytes` without Content-Length, counting what the
+        client accepted before it hung up."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        head, tail = b'{"data": [], "padding": "', b'"}'
+        block = b"x" * 65536
+        sent = 0
+        try:
+            self.wfile.write(head)
+            while sent < fault.size_bytes:
+                self.wfile.write(block)
+                sent += len(block)
+            self.wfile.write(tail)
+            self.wfile.flush()
+        except OSError:
+            pass
+        with self.state.lock:
+            fault.sent_bytes += sent
+
     def _route(self, path: str, query: dict[str, list[str]]) -> tuple[int, dict]:
         if m := re.fullmatch(r"/v\d+\.\d+/act_(\d+)", path):
             return 200, self._account(m.group(1), query)
@@ -381,6 +430,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             return 200, self._report_status(m.group(1))
         if m := re.fullmatch(r"/v\d+\.\d+/(report_\w+)/insights", path):
             report = self._report(m.group(1))
+            if not query.get("after"):
+                self._refuse_big_first_page(report, query)
             with self.state.lock:
                 rows = report.get("rows")
             if rows is None:
@@ -394,6 +445,17 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     report.pop("rows", None)  # read to the end: free it (re-reading recomputes)
             return 200, page
         raise ApiError(400, 803, f"Unsupported request path {path}")
+
+    def _refuse_big_first_page(self, report: dict[str, Any], query: dict[str, list[str]]) -> None:
+        """reduce_data_page: the fault is taken when a report's results are first asked
+        for; that report's first page is then refused while `limit` exceeds `max_limit`."""
+        if "page_cap" not in report:
+            fault = self.state.faults.take(
+                "report", report["account_id"], kinds={"reduce_data_page"}
+            )
+            report["page_cap"] = fault.max_limit if fault else None
+        if report["page_cap"] is not None and self._limit(query) > report["page_cap"]:
+            raise _fault_error("reduce_data")
 
     # -- control --------------------------------------------------------------------------
     def _control(self, path: str) -> None:
@@ -643,6 +705,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             status, percent = "Job Failed", 0
         elif report["fault"] == "report_stalled":
             status, percent = "Job Running", 10
+        elif report["fault"] == "report_creeping":
+            status, percent = "Job Running", min(99, report["polls"])
         else:
             # Meta computes a job in the background: it is done once its time has passed,
             # however often it is polled.
@@ -659,11 +723,18 @@ class SandboxHandler(BaseHTTPRequestHandler):
             "async_percent_completion": percent,
         }
 
-    def _page(self, rows: list[dict], query: dict[str, list[str]]) -> dict:
+    def _limit(self, query: dict[str, list[str]]) -> int:
         try:
-            limit = min(MAX_LIMIT, int((query.get("limit") or [DEFAULT_LIMIT])[0]))
+            return min(MAX_LIMIT, int((query.get("limit") or [DEFAULT_LIMIT])[0]))
         except ValueError:
             raise ApiError(400, 100, "(#100) limit must be an integer") from None
+
+    def _next_url(self, params: dict[str, str]) -> str:
+        host = self.headers.get("Host", "127.0.0.1")
+        return f"http://{host}{urlsplit(self.path).path}?{urlencode(params)}"
+
+    def _page(self, rows: list[dict], query: dict[str, list[str]]) -> dict:
+        limit = self._limit(query)
         after = (query.get("after") or [None])[0]
         start = _offset(after) if after else 0
         chunk = rows[start : start + limit]
@@ -675,10 +746,29 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if start + len(chunk) < len(rows):
                 params = {k: v[0] for k, v in query.items() if k != "access_token"}
                 params["after"] = _cursor(start + len(chunk))
-                host = self.headers.get("Host", "127.0.0.1")
-                body["paging"]["next"] = (
-                    f"http://{host}{urlsplit(self.path).path}?{urlencode(params)}"
-                )
+                body["paging"]["next"] = self._next_url(params)
+        return self._page_fault(body, query, limit)
+
+    def _page_fault(self, body: dict, query: dict[str, list[str]], limit: int) -> dict:
+        """A page whose paging or size is wrong, as a PAGE_FAULTS fault says."""
+        kinds = {"oversized_page"} if body["data"] else set()
+        if "next" in body.get("paging", {}):
+            kinds |= {"foreign_next", "repeated_cursor"}
+        route, account = self._scope
+        fault = self.state.faults.take(route, account, kinds=kinds) if kinds else None
+        if fault is None:
+            return body
+        if fault.kind == "oversized_page":
+            rows = body["data"]
+            body["data"] = [dict(rows[i % len(rows)]) for i in range(2 * limit)]
+        elif fault.kind == "foreign_next":
+            target, parts = urlsplit(fault.target or ""), urlsplit(body["paging"]["next"])
+            body["paging"]["next"] = urlunsplit(
+                (target.scheme, target.netloc, parts.path, parts.query, "")
+            )
+        else:  # repeated_cursor: the same cursor, or none on a first page, once more
+            params = {k: v[0] for k, v in query.items() if k != "access_token"}
+            body["paging"]["next"] = self._next_url(params)
         return body
 
 
