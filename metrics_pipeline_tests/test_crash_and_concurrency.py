@@ -244,7 +244,8 @@ def test_a_stop_request_mid_backfill_ends_fast_cancels_the_run_and_keeps_whole_p
         reader.join(timeout=5)
     text = "".join(output)
     assert code == 128 + signum, text
-    assert took < 30, (took, text)
+    # Well within the 20 s after which the command would give up waiting and exit anyway.
+    assert took < 15, (took, text)
     assert f"Stopped ({signal.Signals(signum).name})" in text
     assert "resume with: metrics-pipeline materialize" in text
     assert "Traceback" not in text

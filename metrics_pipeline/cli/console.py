@@ -22,11 +22,16 @@ class _OneLine(logging.Formatter):
         return f"  {record.levelname.lower()}: {where}{message[0] if message else ''}"
 
 
+# Dagster's note for each step skipped after a failure: the failure itself says more.
+SKIPPED_STEP = "Dependencies for step"
+
+
 def _from_user_code(record: logging.LogRecord) -> bool:
     """Lines the pipeline's code logged; Dagster's own events (failures with their stack
     traces among them) are left to the summary the command prints."""
     meta = getattr(record, "dagster_meta", None) or {}
-    return meta.get("dagster_event") is None
+    message = str(meta.get("orig_message", ""))
+    return meta.get("dagster_event") is None and not message.startswith(SKIPPED_STEP)
 
 
 @logger(

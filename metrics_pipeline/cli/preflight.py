@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import requests
 
-from metrics_pipeline.meta.client import origin
+from metrics_pipeline.meta.client import connect_failure, origin
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -51,7 +51,7 @@ def check_meta_answers(
             requests.head(meta.base_url, timeout=PROBE_TIMEOUT_SECONDS, allow_redirects=False)
             return
         except requests.RequestException as exc:
-            reason = _cause(exc)
+            reason = connect_failure(exc) or type(exc).__name__
         if time.monotonic() + pause_seconds > give_up_at:
             raise SetupError(
                 f"cannot connect to the Meta API at {endpoint} ({reason}) within "
@@ -64,12 +64,3 @@ def check_meta_answers(
             )
             announced = True
         time.sleep(pause_seconds)
-
-
-def _cause(exc: BaseException) -> str:
-    """The innermost exception's class (ConnectionRefusedError, gaierror ...), no URL."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    if isinstance(exc, requests.Timeout):
-        return "no answer"
-    return type(exc).__name__

@@ -70,17 +70,26 @@ def run_stoppable(
         )
 
     previous = {s: signal.signal(s, on_signal) for s in HANDLED}
+    # SIGINT is blocked while the worker starts: it, and every process it spawns (Dagster's
+    # log capture starts helpers), inherit the mask, so a Ctrl-C at the terminal (sent to the
+    # whole process group) reaches only this thread, which takes it with sigtimedwait, and
+    # no helper dies printing a traceback. SIGTERM stays open: Dagster ends its helpers
+    # with it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     worker = threading.Thread(target=target, name="metrics-pipeline-work", daemon=True)
     worker.start()
     try:
         deadline = None
         while worker.is_alive():
-            worker.join(0.1)
+            taken = signal.sigtimedwait({signal.SIGINT}, 0.1)
+            if taken is not None:
+                on_signal(taken.si_signo, None)
             if received and deadline is None:
                 deadline = time.monotonic() + grace_seconds
             if deadline is not None and (len(received) > 1 or time.monotonic() > deadline):
                 break
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # pending: to on_signal
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if received:

@@ -23,6 +23,7 @@ import orjson
 import requests
 import urllib3
 
+from metrics_pipeline import stopping
 from metrics_pipeline.meta.errors import (
     ErrorKind,
     MetaApiError,
@@ -130,7 +131,7 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
-def _connect_failure(exc: requests.RequestException) -> str | None:
+def connect_failure(exc: requests.RequestException) -> str | None:
     """The root cause's class name when `exc` failed before a connection existed (refused,
     DNS, connect timeout); None for failures of an open connection (resets, read timeouts)."""
     reason: BaseException | None = exc
@@ -277,7 +278,7 @@ class GraphApiClient:
                         f"{self.retry.request_budget_seconds:.0f}s budget",
                     )
                 self.log.info(f"Pausing {pause:.1f}s for Meta usage limits ({site.describe()})")
-                time.sleep(pause)
+                stopping.wait(pause, f"pausing for Meta usage limits ({site.describe()})")
             kind, detail, error = self._attempt(method, url, params, site, key)
             if kind is None:
                 return error  # the body, on success
@@ -319,7 +320,7 @@ class GraphApiClient:
             if kind is ErrorKind.THROTTLED:
                 self.governor.hold(key, wait)
             else:
-                time.sleep(wait)
+                stopping.wait(wait, f"waiting to retry {site.describe()}")
 
     def _attempt(
         self, method: str, url: str, params: Mapping[str, Any] | None, site: CallSite, key: str
@@ -337,7 +338,7 @@ class GraphApiClient:
                 stream=True,
             )
         except requests.RequestException as exc:
-            cause = _connect_failure(exc)
+            cause = connect_failure(exc)
             if cause is not None:
                 return ErrorKind.UNREACHABLE, f"cannot connect to {endpoint} ({cause})", {}
             return ErrorKind.TRANSIENT, f"{type(exc).__name__} from {endpoint}", {}
@@ -611,7 +612,7 @@ class GraphApiClient:
         started = self._report_started.pop(report_id, begun)
         sleep = max(0.0, wait - (begun - started))
         while True:
-            time.sleep(sleep)
+            stopping.wait(sleep, f"waiting for Meta's report for {site.describe()}")
             status = self.request("GET", self._url(report_id), {}, site)
             state = status.get("async_status")
             percent = int(status.get("async_percent_completion") or 0)
