@@ -103,19 +103,41 @@ def test_a_failed_collection_exits_non_zero_naming_the_client(tmp_path, sandbox,
     assert "client 'canyon_lodge', account act_1000000002" in result.stderr
     assert "code 190" in result.stderr
     assert "not-the-token" not in result.stdout + result.stderr
+    # The refusal, not stack traces; and a failed run never reads as "all passed".
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "checks: 0 evaluated, none failed, but the run failed" in result.stdout
+    assert "all passed" not in result.stdout
 
 
-def test_the_demo_prints_a_summary_for_every_demo_client(tmp_path):
+def test_the_demo_prints_a_summary_for_every_demo_client_and_leaves_a_deployment_alone(
+    tmp_path,
+):
+    """Pointed at a "production" instance and warehouse, the demo uses neither and says so."""
+    production = tmp_path / "production"
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("META_", "METRICS_", "DAGSTER_HOME"))
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("META_", "METRICS_", "DAGSTER_HOME"))
+        },
+        "DAGSTER_HOME": str(production / "home"),
+        "METRICS_WAREHOUSE_URL": f"sqlite:///{production / 'warehouse.sqlite'}",
+        "META_API_BASE_URL": "http://127.0.0.1:9",
     }
+    work = tmp_path / "work"
+    work.mkdir()
     result = subprocess.run(
-        [COMMAND, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        [COMMAND, "demo"], cwd=work, env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "demo: ignoring DAGSTER_HOME, METRICS_WAREHOUSE_URL, META_API_BASE_URL "
+        "(the demo uses only its own sandbox and folder)"
+    )
     for client_id in ("harbour_view_hotel", "canyon_lodge", "altstadt_apartments", "sakura_ryokan"):
         lines = [line for line in result.stdout.splitlines() if line.startswith(client_id)]
         assert len(lines) == 2 and "not materialised" not in "".join(lines), result.stdout
-    assert (tmp_path / ".metrics_pipeline" / "dagster_home").is_dir()
+    home = work / ".metrics_pipeline" / "dagster_home"
+    assert (home / "metrics_warehouse.sqlite").is_file()
+    assert f"Warehouse: sqlite:///{home / 'metrics_warehouse.sqlite'}" in result.stdout
+    assert not production.exists()
