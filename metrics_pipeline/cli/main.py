@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -291,21 +292,29 @@ def _serve_ui(port: int) -> int:
     # switched on under Automation.
     os.environ["METRICS_AUTOMATION"] = "off"
     print(f"Starting the Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops)")
-    child = subprocess.Popen(ui, env=os.environ.copy())  # noqa: S603
+    # dagster dev maps SIGTERM to its SIGINT handler: had this command inherited an ignored
+    # SIGINT (started in the background by a shell), it would ignore both.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Its own process group: a Ctrl-C reaches it once, passed on from here, and what it
+    # started can be ended as a group if it does not stop in time.
+    child = subprocess.Popen(ui, env=os.environ.copy(), start_new_session=True)  # noqa: S603
 
-    def wait_for_child() -> int:
-        return child.wait()
-
-    def stop_child() -> None:
+    def ask_child_to_stop() -> None:
         if child.poll() is None:
-            child.send_signal(signal.SIGINT)  # dagster dev shuts its processes down on SIGINT
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.send_signal(signal.SIGTERM)  # dagster dev shuts down as on Ctrl-C
+
+    def make_sure_child_stopped() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)  # whatever of the group is still running
 
     try:
-        return run_stoppable(wait_for_child, on_stop=stop_child)
+        return run_stoppable(
+            child.wait,
+            on_stop=make_sure_child_stopped,
+            on_request=ask_child_to_stop,
+            announce="shutting the Dagster UI down",
+        )
     except Stopped as stop:
         print(f"Stopped ({signal.Signals(stop.signum).name}): the Dagster UI is shut down.")
         return stop.exit_code

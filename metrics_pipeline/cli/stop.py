@@ -42,10 +42,14 @@ def run_stoppable(
     work: Callable[[], Any],
     on_stop: Callable[[], None] = lambda: None,
     grace_seconds: float = GRACE_SECONDS,
+    on_request: Callable[[], None] = request_stop,
+    announce: str = "ending the run in progress; a write in progress commits or rolls back whole",
 ) -> Any:
     """`work()` on a worker thread; its result, its exception, or Stopped after a signal.
 
-    `on_stop` runs once the work ended or was abandoned (e.g. to record runs CANCELED)."""
+    On the first signal `on_request` asks the work to end (by default the process-wide stop
+    flag) and `announce` says so; `on_stop` runs once the work ended or was abandoned (e.g.
+    to record runs CANCELED)."""
     result: dict[str, Any] = {}
 
     def target() -> None:
@@ -61,12 +65,9 @@ def run_stoppable(
             received.append(signum)
             return
         received.append(signum)
-        request_stop()
+        on_request()
         print(
-            f"\nStopping ({signal.Signals(signum).name}): ending the run in progress; "
-            "a write in progress commits or rolls back whole.",
-            file=sys.stderr,
-            flush=True,
+            f"\nStopping ({signal.Signals(signum).name}): {announce}.", file=sys.stderr, flush=True
         )
 
     previous = {s: signal.signal(s, on_signal) for s in HANDLED}
