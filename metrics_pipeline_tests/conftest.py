@@ -36,9 +36,10 @@ POSTGRES_URL_ENV = "METRICS_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 BUNDLED_CLIENTS = Path(__file__).parents[1] / "metrics_pipeline" / "config" / "demo_clients.yaml"
 
-# One fixed instant for the whole session: the sandbox and the pipeline agree on "now", so
-# every expected number is reproducible however long the suite takes.
-NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+# One fixed instant, never the real clock: the sandbox and the pipeline agree on "now", so
+# every expected number is the same whenever and however long the suite runs. 20:00 UTC is
+# already tomorrow in Auckland and Tokyo, so a UTC day taken for a local one shows.
+NOW = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +87,7 @@ def require_postgres() -> sa.Engine:
     return engine
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def postgres_schema_url() -> Iterator[str]:
     """A fresh schema per test, so tests never see each other's rows."""
     base = _postgres_url()
     engine = require_postgres()
@@ -107,7 +108,7 @@ def warehouse_url(request, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url()
 
 
 def make_instance(folder: Path) -> DagsterInstance:
@@ -115,7 +116,10 @@ def make_instance(folder: Path) -> DagsterInstance:
     return DagsterInstance.local_temp(str(folder), overrides={"telemetry": {"enabled": False}})
 
 
-def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dict:
+def make_resources(
+    sandbox_url: str, warehouse_url: str, now: datetime = NOW, **meta_settings
+) -> dict:
+    """The pipeline's resources, its clock pinned at `now` (give the sandbox the same)."""
     return {
         "meta": MetaAdsResource(
             access_token=SANDBOX_TOKEN,
@@ -129,7 +133,7 @@ def make_resources(sandbox_url: str, warehouse_url: str, **meta_settings) -> dic
             },
         ),
         "warehouse": WarehouseResource(url=warehouse_url),
-        "clock": ClockResource(as_of=NOW.isoformat()),
+        "clock": ClockResource(as_of=now.isoformat()),
         "checks": CheckSettings(),
         "alerts": AlertNotifier(),
     }
@@ -157,4 +161,4 @@ def module_warehouse_url(request, tmp_path_factory) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('warehouse') / 'warehouse.sqlite'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,56 @@ def days_between(start: date, end: date) -> list[date]:
 
 def local_today(world: World, account_id: str, now: datetime) -> date:
     return now.astimezone(ZoneInfo(world.account(account_id).spec.timezone)).date()
+
+
+# The calendar, written here on purpose rather than taken from the pipeline: a test that
+# asked the pipeline where a week begins would agree with any mistake it makes.
+
+
+def monday_of(day: date) -> date:
+    """The first day of `day`'s ISO week."""
+    return day - timedelta(days=day.weekday())
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    """The first and last day of `day`'s calendar month."""
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following - timedelta(days=1)
+
+
+def previous_month_bounds(day: date) -> tuple[date, date]:
+    return month_bounds(day.replace(day=1) - timedelta(days=1))
+
+
+def rollup_windows(today: date) -> dict[str, tuple[date, date]]:
+    """Month to date and the last 7/14/30 days end yesterday (whole days only)."""
+    yesterday = today - timedelta(days=1)
+    return {
+        "month_to_date": (today.replace(day=1), yesterday),
+        "last_7_days": (today - timedelta(days=7), yesterday),
+        "last_14_days": (today - timedelta(days=14), yesterday),
+        "last_30_days": (today - timedelta(days=30), yesterday),
+        "previous_month": previous_month_bounds(today),
+    }
+
+
+def complete_weeks(first: date, now: datetime) -> list[date]:
+    """Mondays of the ISO weeks from `first`'s week that ended (UTC midnight) by `now`."""
+    mondays, monday = [], monday_of(first)
+    while monday + timedelta(days=7) <= now.astimezone(UTC).date():
+        mondays.append(monday)
+        monday += timedelta(days=7)
+    return mondays
+
+
+def complete_months(first: date, now: datetime) -> list[date]:
+    """First days of the months from `first`'s month that ended (UTC) by `now`."""
+    firsts, start = [], first.replace(day=1)
+    while month_bounds(start)[1] < now.astimezone(UTC).date():
+        firsts.append(start)
+        start = month_bounds(start)[1] + timedelta(days=1)
+    return firsts
 
 
 def snapshot(warehouse: WarehouseResource) -> dict[str, list[tuple]]:

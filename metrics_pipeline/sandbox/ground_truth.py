@@ -77,6 +77,7 @@ def day_truth(world: World, account_id: str, day: date, revision: int, today: da
                 booking_step_1=events.searches,
                 booking_step_2=events.checkouts,
                 booking_step_3=events.payment_infos,
+                # The true purchases: what the name first in PURCHASE_PRIORITY reports.
                 reservations=events.purchases,
                 reservation_value=_major(events.purchase_value_minor, account.exponent),
                 rows=1,

@@ -1,14 +1,15 @@
 """How the sandbox writes its world the way the Graph API does.
 
 Metrics are strings, zero-valued actions are left out, purchases appear under up to three
-synonymous names, and each action carries one key per requested attribution window.
+synonymous names (with different counts: only the name read first is the true count), and
+each action carries one key per requested attribution window.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from metrics_pipeline.sandbox.world import Account, AdObject, TrueEvents
+from metrics_pipeline.sandbox.world import PURCHASE_PRIORITY, Account, AdObject, TrueEvents
 
 
 def format_minor(minor: int, exponent: int) -> str:
@@ -55,23 +56,33 @@ def actions_of(
                 events.calls_custom,
             )
         )
-    # Older rows lack omni_purchase; the pixel and generic names are always there.
-    purchase_names = ["offsite_conversion.fb_pixel_purchase", "purchase"]
-    if (int(ad.id) + day.toordinal()) % 3 != 0:
-        purchase_names.append("omni_purchase")
-    counts.extend((name, events.purchases) for name in purchase_names)
+    # Older rows lack omni_purchase. The name read first (see PURCHASE_PRIORITY) carries the
+    # true purchases; each lower-priority name reports one purchase fewer per rank, as Meta's
+    # differently attributed names do, so reading the synonyms in another order is wrong.
+    present = [n for n in PURCHASE_PRIORITY if n != "omni_purchase" or _has_omni(ad, day)]
+    purchases = [(name, *synonym_purchases(events, rank)) for rank, name in enumerate(present)]
+    counts.extend((name, count) for name, count, _ in purchases)
 
     pct = events.view_share_pct
     actions = [_windowed(t, n, pct, windows, str) for t, n in counts if n > 0]
     values = [
-        _windowed(
-            name,
-            events.purchase_value_minor,
-            pct,
-            windows,
-            lambda m: format_minor(m, account.exponent),
-        )
-        for name in purchase_names
-        if events.purchase_value_minor > 0
+        _windowed(name, value, pct, windows, lambda m: format_minor(m, account.exponent))
+        for name, _, value in purchases
+        if value > 0
     ]
     return actions, values
+
+
+def _has_omni(ad: AdObject, day: date) -> bool:
+    return (int(ad.id) + day.toordinal()) % 3 != 0
+
+
+def synonym_purchases(events: TrueEvents, rank: int) -> tuple[int, int]:
+    """(count, value in minor units) a purchase name of priority `rank` (0: read first)
+    reports: `rank` purchases fewer, the value in proportion."""
+    count = max(0, events.purchases - rank)
+    if events.purchases == 0:
+        return 0, 0
+    if rank == 0:
+        return count, events.purchase_value_minor
+    return count, events.purchase_value_minor * count // events.purchases

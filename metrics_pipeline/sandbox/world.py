@@ -17,6 +17,10 @@ from zoneinfo import ZoneInfo
 ATTRIBUTION_DAYS = 28  # numbers for a day keep changing this long
 HISTORY_DAYS = 400  # how far back the world's campaigns started
 
+# The order in which the clients file (default conversion mapping) reads Meta's purchase
+# synonyms: the first name present in a row is the true count (see `render`).
+PURCHASE_PRIORITY = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
+
 CURRENCY_EXPONENT = {"USD": 2, "NZD": 2, "EUR": 2, "GBP": 2, "AUD": 2, "JPY": 0}
 
 
