@@ -166,7 +166,10 @@ def test_lookback_schedule_and_automation_conditions_carry_late_attribution(
         assert list(daily["date"]) == list(revisions[client_id])  # replaced, never appended
         for row in daily.to_dict("records"):
             truth = day_truth(
-                world, account_id, row["date"], revisions[client_id][row["date"]],
+                world,
+                account_id,
+                row["date"],
+                revisions[client_id][row["date"]],
                 todays[client_id],
             )
             assert stored_kpis(row) == normal_expected(truth), (client_id, row["date"])
