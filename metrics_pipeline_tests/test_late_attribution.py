@@ -18,6 +18,7 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     Definitions,
+    PartitionKeyRange,
     build_schedule_context,
     evaluate_automation_conditions,
 )
@@ -87,8 +88,8 @@ def month_days(first: date) -> list[date]:
 
 
 def key_ranges(partition_keys: set[str]) -> list[tuple[str, str]]:
-    """Requested partitions -> (first, last) key ranges: per client, contiguous periods;
-    single-dimension (client) keys as one range each."""
+    """Requested partitions -> (first, last) key ranges: one per client for weeks or months
+    (the summaries' backfill policy is a single run), one per key for client partitions."""
     by_client: dict[str, list[str]] = defaultdict(list)
     for key in partition_keys:
         client, _, period = key.partition("|")
@@ -97,11 +98,8 @@ def key_ranges(partition_keys: set[str]) -> list[tuple[str, str]]:
     for client, periods in sorted(by_client.items()):
         if periods == [""]:
             ranges.append((client, client))
-            continue
-        # Weekly or monthly starts, as Dagster requested them: one ranged run per client
-        # covers them all (the summaries' backfill policy is a single run).
-        ordered = sorted(periods)
-        ranges.append((f"{client}|{ordered[0]}", f"{client}|{ordered[-1]}"))
+        else:
+            ranges.append((f"{client}|{min(periods)}", f"{client}|{max(periods)}"))
     return ranges
 
 
@@ -109,7 +107,12 @@ def execute_requested(defs: Definitions, instance: DagsterInstance, result) -> N
     """Launch what the automation evaluation requested, one ranged run per asset and client."""
     job = defs.resolve_implicit_global_asset_job_def()
     for key in (WEEKLY, MONTHLY, CACHE, ROLLUPS):
-        for first, last in key_ranges(result.get_requested_partitions(key)):
+        requested = result.get_requested_partitions(key)
+        partitions = defs.resolve_assets_def(key).partitions_def
+        for first, last in key_ranges(requested):
+            # A range runs exactly the requested partitions, nothing in between.
+            covered = partitions.get_partition_keys_in_range(PartitionKeyRange(first, last))
+            assert set(covered) <= requested, (key, first, last)
             run = job.execute_in_process(
                 instance=instance,
                 asset_selection=[key],
