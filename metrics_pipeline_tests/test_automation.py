@@ -98,18 +98,71 @@ def test_daily_collection_requests_each_clients_settled_yesterday(defs, warehous
     assert {r.run_key for r in requests} == {f"daily:{k.replace('|', ':')}" for k in expected}
 
 
+# UTC offsets of the demo clients' local time in late November (no DST change then).
+UTC_OFFSET_HOURS = {
+    "harbour_view_hotel": 13,
+    "canyon_lodge": -8,
+    "altstadt_apartments": 1,
+    "sakura_ryokan": 9,
+}
+
+
+def expected_lookback(when: datetime) -> dict[str, tuple[str, str]]:
+    """Per client settled at `when` (2 h into its local day): the 28 days before its local
+    yesterday, as the range tags of one run."""
+    expected = {}
+    for client_id, hours in UTC_OFFSET_HOURS.items():
+        local = when + timedelta(hours=hours)
+        if local.hour < 2:
+            continue
+        yesterday = local.date() - timedelta(days=1)
+        first, last = yesterday - timedelta(days=28), yesterday - timedelta(days=1)
+        expected[client_id] = (f"{client_id}|{first}", f"{client_id}|{last}")
+    return expected
+
+
+def lookback_by_client(requests) -> dict[str, tuple[str, str]]:
+    by_client = {r.tags[RANGE_START].split("|")[0]: r for r in requests}
+    assert len(by_client) == len(requests)  # one run per client
+    assert all(r.partition_key is None for r in requests)  # a range, not 28 runs
+    return {c: (r.tags[RANGE_START], r.tags[RANGE_END]) for c, r in by_client.items()}
+
+
 def test_lookback_is_one_ranged_run_per_client(defs, warehouse):
     requests = run_requests(
         defs, "attribution_lookback_schedule", datetime(2026, 11, 20, 13, 35, tzinfo=UTC), warehouse
     )
-    ranges = {(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests}
-    assert ranges == {
-        ("harbour_view_hotel|2026-10-23", "harbour_view_hotel|2026-11-19"),
-        ("canyon_lodge|2026-10-22", "canyon_lodge|2026-11-18"),
-        ("altstadt_apartments|2026-10-22", "altstadt_apartments|2026-11-18"),
-        ("sakura_ryokan|2026-10-22", "sakura_ryokan|2026-11-18"),
+    assert lookback_by_client(requests) == {
+        "harbour_view_hotel": ("harbour_view_hotel|2026-10-23", "harbour_view_hotel|2026-11-19"),
+        "canyon_lodge": ("canyon_lodge|2026-10-22", "canyon_lodge|2026-11-18"),
+        "altstadt_apartments": ("altstadt_apartments|2026-10-22", "altstadt_apartments|2026-11-18"),
+        "sakura_ryokan": ("sakura_ryokan|2026-10-22", "sakura_ryokan|2026-11-18"),
     }
-    assert all(r.partition_key is None for r in requests)  # ranges, not 28 runs
+
+
+def test_lookback_runs_again_each_day_and_once_within_a_day(defs, warehouse):
+    # Run keys dedup runs forever: a key without the day would re-read once per client, ever.
+    ticks = [
+        datetime(2026, 11, 20, 13, 35, tzinfo=UTC),  # every client settled
+        datetime(2026, 11, 20, 14, 35, tzinfo=UTC),  # an hour later: the same days
+        datetime(2026, 11, 21, 13, 35, tzinfo=UTC),  # the next day
+        datetime(2026, 11, 21, 11, 35, tzinfo=UTC),  # 00:35 in Auckland: not settled yet
+    ]
+    keys, ranges = [], []
+    for tick in ticks:
+        requests = run_requests(defs, "attribution_lookback_schedule", tick, warehouse)
+        ranges.append(lookback_by_client(requests))
+        keys.append({r.tags[RANGE_START].split("|")[0]: r.run_key for r in requests})
+        assert ranges[-1] == expected_lookback(tick), tick
+    assert "harbour_view_hotel" not in ranges[3] and len(ranges[3]) == 3
+    assert ranges[1] == ranges[0] and keys[1] == keys[0]
+    assert ranges[2] != ranges[0]
+    for client_id in UTC_OFFSET_HOURS:
+        assert keys[2][client_id] != keys[0][client_id], client_id
+    assert len({*keys[0].values(), *keys[2].values()}) == 8
+    # 11:35 UTC on the 21st is 00:35 on the 22nd in Auckland: no run for it yet. The others
+    # already live the day of the 13:35 tick, so they get its very runs.
+    assert keys[3] == {c: k for c, k in keys[2].items() if c != "harbour_view_hotel"}
 
 
 def test_cache_refreshes_only_where_it_is_day(defs, warehouse):
