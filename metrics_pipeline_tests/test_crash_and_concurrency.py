@@ -24,8 +24,8 @@ from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import (
     BUNDLED_CLIENTS,
     NOW,
-    _postgres_schema_url,
     make_resources,
+    postgres_schema_url,
 )
 from metrics_pipeline_tests.helpers import days_between, local_today
 from metrics_pipeline_tests.truth import normal_expected, stored_kpis
@@ -166,7 +166,7 @@ def test_two_writers_of_the_same_partitions_leave_one_copy(
 @pytest.fixture
 def postgres_url():
     """Terminating a backend is a PostgreSQL operation (SIGKILL covers SQLite)."""
-    yield from _postgres_schema_url()
+    yield from postgres_schema_url()
 
 
 def test_a_dropped_database_connection_rolls_back_and_a_rerun_completes(
