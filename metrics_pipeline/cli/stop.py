@@ -73,7 +73,7 @@ def run_stoppable(
     previous = {s: signal.signal(s, on_signal) for s in HANDLED}
     # SIGINT is blocked while the worker starts: it, and every process it spawns (Dagster's
     # log capture starts helpers), inherit the mask, so a Ctrl-C at the terminal (sent to the
-    # whole process group) reaches only this thread, which takes it with sigtimedwait, and
+    # whole process group) reaches only this thread, which takes it with sigwait, and
     # no helper dies printing a traceback. SIGTERM stays open: Dagster ends its helpers
     # with it.
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -82,9 +82,12 @@ def run_stoppable(
     try:
         deadline = None
         while worker.is_alive():
-            taken = signal.sigtimedwait({signal.SIGINT}, 0.1)
-            if taken is not None:
-                on_signal(taken.si_signo, None)
+            worker.join(0.1)
+            # Polled rather than sigtimedwait: that can hand back an unfilled siginfo when
+            # another signal interrupts it just as it times out.
+            if signal.SIGINT in signal.sigpending():
+                signal.sigwait({signal.SIGINT})  # takes the pending one, at once
+                on_signal(signal.SIGINT, None)
             if received and deadline is None:
                 deadline = time.monotonic() + grace_seconds
             if deadline is not None and (len(received) > 1 or time.monotonic() > deadline):
