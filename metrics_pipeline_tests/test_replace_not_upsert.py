@@ -1,0 +1,189 @@
+"""A partition write replaces the partition: when Meta re-reports a day with FEWER rows (an
+ad's delivery voided, or a whole day's), the rows that are gone disappear from every table.
+
+An upsert would keep the vanished rows, so every check compares the stored values with the
+sandbox's ground truth after the removal, summed here, never with the pipeline's own code.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from metrics_pipeline.definitions import build_definitions
+from metrics_pipeline.runner import materialize_window
+from metrics_pipeline.sandbox.ground_truth import DayTruth, Totals, day_truth
+from metrics_pipeline.sandbox.server import SandboxServer
+from metrics_pipeline.sandbox.world import World
+from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline_tests.conftest import NOW, make_instance, make_resources
+from metrics_pipeline_tests.helpers import campaign_spend, days_between, local_today
+from metrics_pipeline_tests.truth import normal_expected, stored_kpis
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+# A day whose week and month are both complete (UTC), so it has stored summaries.
+SUMMARISED_DAY = min(_monday(NOW.date()), NOW.date().replace(day=1)) - timedelta(days=1)
+# From that day's Monday to UTC tomorrow (each client's end is its own local today).
+START, END = _monday(SUMMARISED_DAY), NOW.date() + timedelta(days=1)
+
+
+def _month(day: date) -> tuple[date, date]:
+    return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def _sum(world: World, account_id: str, days: list[date], today: date) -> DayTruth:
+    """The truth of `days` added up here, so no summing code of the pipeline is trusted."""
+    total = DayTruth()
+    for day in days:
+        one = day_truth(world, account_id, day, 0, today)
+        total.add(one)
+        for campaign_id, totals in one.campaigns.items():
+            total.campaigns.setdefault(campaign_id, Totals()).add(totals)
+    return total
+
+
+def _raw_rows(engine: sa.Engine, client_id: str, day: date, ad_id: str | None = None) -> int:
+    query = "SELECT count(*) FROM meta_insights WHERE client_id = :client AND date = :day"
+    params: dict[str, object] = {"client": client_id, "day": day}
+    if ad_id is not None:
+        query += " AND ad_id = :ad"
+        params["ad"] = ad_id
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text(query), params).scalar() or 0)
+
+
+def _pick(world: World, catalog, removal: str):
+    """A client whose local yesterday lies in its current week (so the cache must change
+    too) when the hour allows it; the two cases use different clients."""
+    clients = list(catalog.clients)
+    if removal == "whole_day":
+        clients.reverse()
+    for client in clients:
+        today = local_today(world, client.meta_ad_account_id, NOW)
+        if _monday(today) <= today - timedelta(days=1):
+            return client, today
+    client = clients[0]
+    return client, local_today(world, client.meta_ad_account_id, NOW)
+
+
+def _delivering_ad(world: World, account_id: str, day: date, today: date) -> str:
+    account = world.account(account_id)
+    return next(
+        ad.id
+        for ad in account.ads
+        if any(world.events(account_id, ad, day, c, 0, today) for c in account.spec.countries)
+    )
+
+
+@pytest.mark.parametrize("removal", ["one_ad", "whole_day"])
+def test_a_day_re_read_with_fewer_rows_loses_them_in_every_table(
+    removal, tmp_path, catalog, warehouse_url
+):
+    """Delivery removed on two days of one client: a summarised day (weekly and monthly
+    summaries) and its local yesterday (cache when in this week, trailing rollups)."""
+    world = World(anchor=NOW.date())  # its own: the removal must not leak into other tests
+    warehouse = WarehouseResource(url=warehouse_url)
+    client, today = _pick(world, catalog, removal)
+    account_id = client.meta_ad_account_id
+    days = [SUMMARISED_DAY, today - timedelta(days=1)]
+    ads = {
+        day: _delivering_ad(world, account_id, day, today) if removal == "one_ad" else None
+        for day in days
+    }
+    with (
+        SandboxServer(world, now=NOW) as sandbox,
+        make_instance(tmp_path / "dagster_home") as instance,
+    ):
+        defs = build_definitions(catalog, make_resources(sandbox.url, warehouse_url))
+        first = materialize_window(defs, catalog, instance, START, END)
+        assert first.success, first.errors
+
+        engine = sa.create_engine(warehouse.resolved_url)
+        try:
+            after: dict[date, DayTruth] = {}
+            for day in days:
+                before = day_truth(world, account_id, day, 0, today)
+                assert _raw_rows(engine, client.id, day) == before.rows
+                removed = _raw_rows(engine, client.id, day, ads[day])
+                assert removed > 0
+                sandbox.remove_delivery(account_id, day, ads[day])
+                after[day] = day_truth(world, account_id, day, 0, today)
+                # The sandbox's truth moved with it: fewer rows, none for a whole day.
+                assert after[day].rows == before.rows - removed
+                assert (after[day].rows == 0) == (removal == "whole_day")
+
+            again = materialize_window(defs, catalog, instance, START, END)
+            assert again.success, again.errors
+
+            for day in days:
+                # The rows Meta no longer reports are gone; the rest of the day is intact.
+                if ads[day]:
+                    assert _raw_rows(engine, client.id, day, ads[day]) == 0, day
+                assert _raw_rows(engine, client.id, day) == after[day].rows, day
+        finally:
+            engine.dispose()
+
+    collected = days_between(START, today)  # what the warehouse holds for this client
+    collections = warehouse.read("meta_insight_collections", {"client_id": client.id})
+    logged = dict(zip(collections["date"], collections["row_count"], strict=True))
+    for day in days:
+        assert logged[day] == after[day].rows
+        daily = warehouse.read("daily_kpi_data", {"client_id": client.id, "date": day})
+        assert len(daily) == 1
+        row = daily.iloc[0].to_dict()
+        assert stored_kpis(row) == normal_expected(after[day]), day
+        assert campaign_spend(row["campaign_data"]) == {
+            cid: t.spend for cid, t in after[day].campaigns.items()
+        }
+
+    # The weekly and monthly summaries holding the summarised day: every day they cover.
+    summaries = warehouse.read("campaign_summaries", {"client_id": client.id})
+    periods = {
+        "weekly": (START, START + timedelta(days=6)),
+        "monthly": _month(SUMMARISED_DAY),
+    }
+    for kind, (first_day, last_day) in periods.items():
+        match = summaries[
+            (summaries["summary_type"] == kind) & (summaries["summary_date"] == first_day)
+        ]
+        assert len(match) == 1, (kind, first_day)
+        covered = [d for d in days_between(first_day, last_day) if d in collected]
+        truth = _sum(world, account_id, covered, today)
+        summary = match.iloc[0].to_dict()
+        assert stored_kpis(summary) == normal_expected(truth), kind
+        assert campaign_spend(summary["campaign_data"]) == {
+            cid: t.spend for cid, t in truth.campaigns.items()
+        }
+
+    # The week-to-date cache, today included (it holds yesterday unless today is Monday).
+    cache = warehouse.read("current_week_cache", {"client_id": client.id})
+    assert len(cache) == 1
+    week = days_between(_monday(today), today)
+    assert stored_kpis(cache.iloc[0].to_dict()) == normal_expected(
+        _sum(world, account_id, week, today)
+    )
+
+    # Rollups: whole days before today, as far back as the window reaches.
+    month_start = today.replace(day=1)
+    previous_end = month_start - timedelta(days=1)
+    windows = {
+        "month_to_date": (month_start, today - timedelta(days=1)),
+        "last_7_days": (today - timedelta(days=7), today - timedelta(days=1)),
+        "last_14_days": (today - timedelta(days=14), today - timedelta(days=1)),
+        "last_30_days": (today - timedelta(days=30), today - timedelta(days=1)),
+        "previous_month": (previous_end.replace(day=1), previous_end),
+    }
+    records = warehouse.read("client_kpi_rollups", {"client_id": client.id}).to_dict("records")
+    rollups = {r["rollup_window"]: r for r in records}
+    assert set(rollups) == set(windows)
+    for name, (first_day, last_day) in windows.items():
+        covered = [d for d in days_between(first_day, last_day) if d in collected]
+        truth = _sum(world, account_id, covered, today)
+        assert stored_kpis(rollups[name]) == normal_expected(truth), name
