@@ -10,7 +10,6 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from metrics_pipeline.definitions import build_definitions
@@ -59,18 +58,14 @@ def _raw_rows(engine: sa.Engine, client_id: str, day: date, ad_id: str | None = 
         return int(connection.execute(sa.text(query), params).scalar() or 0)
 
 
-def _pick(world: World, catalog, removal: str):
-    """A client whose local yesterday lies in its current week (so the cache must change
-    too) when the hour allows it; the two cases use different clients."""
-    clients = list(catalog.clients)
-    if removal == "whole_day":
-        clients.reverse()
-    for client in clients:
-        today = local_today(world, client.meta_ad_account_id, NOW)
-        if _monday(today) <= today - timedelta(days=1):
-            return client, today
-    client = clients[0]
-    return client, local_today(world, client.meta_ad_account_id, NOW)
+def _pick(world: World, catalog, taken: set[str]):
+    """A client not yet taken, preferring one whose local yesterday lies in its current week
+    (so the cache must change too), when the hour allows it."""
+    free = [c for c in catalog.clients if c.id not in taken]
+    todays = {c.id: local_today(world, c.meta_ad_account_id, NOW) for c in free}
+    client = next((c for c in free if todays[c.id].weekday() > 0), free[0])
+    taken.add(client.id)
+    return client, todays[client.id]
 
 
 def _delivering_ad(world: World, account_id: str, day: date, today: date) -> str:
@@ -82,21 +77,23 @@ def _delivering_ad(world: World, account_id: str, day: date, today: date) -> str
     )
 
 
-@pytest.mark.parametrize("removal", ["one_ad", "whole_day"])
-def test_a_day_re_read_with_fewer_rows_loses_them_in_every_table(
-    removal, tmp_path, catalog, warehouse_url
-):
-    """Delivery removed on two days of one client: a summarised day (weekly and monthly
-    summaries) and its local yesterday (cache when in this week, trailing rollups)."""
+def test_days_re_read_with_fewer_rows_lose_them_in_every_table(tmp_path, catalog, warehouse_url):
+    """One client loses one ad's delivery, another a whole day's, each on two days: a
+    summarised day (weekly and monthly summaries) and its local yesterday (the cache when
+    it is in this week, the trailing rollups). One collection, one re-read."""
     world = World(anchor=NOW.date())  # its own: the removal must not leak into other tests
     warehouse = WarehouseResource(url=warehouse_url)
-    client, today = _pick(world, catalog, removal)
-    account_id = client.meta_ad_account_id
-    days = [SUMMARISED_DAY, today - timedelta(days=1)]
-    ads = {
-        day: _delivering_ad(world, account_id, day, today) if removal == "one_ad" else None
-        for day in days
-    }
+    taken: set[str] = set()
+    cases = {removal: _pick(world, catalog, taken) for removal in ("one_ad", "whole_day")}
+    plan: dict[str, dict[date, str | None]] = {}  # client -> day -> ad removed (None: all)
+    for removal, (client, today) in cases.items():
+        days = [SUMMARISED_DAY, today - timedelta(days=1)]
+        account_id = client.meta_ad_account_id
+        plan[client.id] = {
+            d: _delivering_ad(world, account_id, d, today) if removal == "one_ad" else None
+            for d in days
+        }
+    after: dict[tuple[str, date], DayTruth] = {}
     with (
         SandboxServer(world, now=NOW) as sandbox,
         make_instance(tmp_path / "dagster_home") as instance,
@@ -107,40 +104,56 @@ def test_a_day_re_read_with_fewer_rows_loses_them_in_every_table(
 
         engine = sa.create_engine(warehouse.resolved_url)
         try:
-            after: dict[date, DayTruth] = {}
-            for day in days:
-                before = day_truth(world, account_id, day, 0, today)
-                assert _raw_rows(engine, client.id, day) == before.rows
-                removed = _raw_rows(engine, client.id, day, ads[day])
-                assert removed > 0
-                sandbox.remove_delivery(account_id, day, ads[day])
-                after[day] = day_truth(world, account_id, day, 0, today)
-                # The sandbox's truth moved with it: fewer rows, none for a whole day.
-                assert after[day].rows == before.rows - removed
-                assert (after[day].rows == 0) == (removal == "whole_day")
+            for removal, (client, today) in cases.items():
+                account_id = client.meta_ad_account_id
+                for day, ad_id in plan[client.id].items():
+                    before = day_truth(world, account_id, day, 0, today)
+                    assert _raw_rows(engine, client.id, day) == before.rows
+                    removed = _raw_rows(engine, client.id, day, ad_id)
+                    assert removed > 0
+                    sandbox.remove_delivery(account_id, day, ad_id)
+                    truth = after[client.id, day] = day_truth(world, account_id, day, 0, today)
+                    # The sandbox's truth moved with it: fewer rows, none for a whole day.
+                    assert truth.rows == before.rows - removed
+                    assert (truth.rows == 0) == (removal == "whole_day")
 
             again = materialize_window(defs, catalog, instance, START, END)
             assert again.success, again.errors
 
-            for day in days:
-                # The rows Meta no longer reports are gone; the rest of the day is intact.
-                if ads[day]:
-                    assert _raw_rows(engine, client.id, day, ads[day]) == 0, day
-                assert _raw_rows(engine, client.id, day) == after[day].rows, day
+            for client_id, removals in plan.items():
+                for day, ad_id in removals.items():
+                    # The rows Meta no longer reports are gone; the rest of the day is intact.
+                    if ad_id:
+                        assert _raw_rows(engine, client_id, day, ad_id) == 0, (client_id, day)
+                    assert _raw_rows(engine, client_id, day) == after[client_id, day].rows
         finally:
             engine.dispose()
 
+    for client, today in cases.values():
+        _assert_derived_tables(warehouse, world, client, today, plan[client.id], after)
+
+
+def _assert_derived_tables(
+    warehouse: WarehouseResource,
+    world: World,
+    client,
+    today: date,
+    removals: dict[date, str | None],
+    after: dict[tuple[str, date], DayTruth],
+) -> None:
+    account_id = client.meta_ad_account_id
     collected = days_between(START, today)  # what the warehouse holds for this client
     collections = warehouse.read("meta_insight_collections", {"client_id": client.id})
     logged = dict(zip(collections["date"], collections["row_count"], strict=True))
-    for day in days:
-        assert logged[day] == after[day].rows
+    for day in removals:
+        truth = after[client.id, day]
+        assert logged[day] == truth.rows
         daily = warehouse.read("daily_kpi_data", {"client_id": client.id, "date": day})
         assert len(daily) == 1
         row = daily.iloc[0].to_dict()
-        assert stored_kpis(row) == normal_expected(after[day]), day
+        assert stored_kpis(row) == normal_expected(truth), (client.id, day)
         assert campaign_spend(row["campaign_data"]) == {
-            cid: t.spend for cid, t in after[day].campaigns.items()
+            cid: t.spend for cid, t in truth.campaigns.items()
         }
 
     # The weekly and monthly summaries holding the summarised day: every day they cover.
@@ -153,11 +166,11 @@ def test_a_day_re_read_with_fewer_rows_loses_them_in_every_table(
         match = summaries[
             (summaries["summary_type"] == kind) & (summaries["summary_date"] == first_day)
         ]
-        assert len(match) == 1, (kind, first_day)
+        assert len(match) == 1, (client.id, kind, first_day)
         covered = [d for d in days_between(first_day, last_day) if d in collected]
         truth = _sum(world, account_id, covered, today)
         summary = match.iloc[0].to_dict()
-        assert stored_kpis(summary) == normal_expected(truth), kind
+        assert stored_kpis(summary) == normal_expected(truth), (client.id, kind)
         assert campaign_spend(summary["campaign_data"]) == {
             cid: t.spend for cid, t in truth.campaigns.items()
         }
@@ -186,4 +199,4 @@ def test_a_day_re_read_with_fewer_rows_loses_them_in_every_table(
     for name, (first_day, last_day) in windows.items():
         covered = [d for d in days_between(first_day, last_day) if d in collected]
         truth = _sum(world, account_id, covered, today)
-        assert stored_kpis(rollups[name]) == normal_expected(truth), name
+        assert stored_kpis(rollups[name]) == normal_expected(truth), (client.id, name)
