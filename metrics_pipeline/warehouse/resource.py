@@ -58,6 +58,7 @@ WRITE_PROBE_SECONDS_ENV = "METRICS_WRITE_PROBE_SECONDS"
 # (url, connect timeout, statement timeout) -> engine: the limits are set per connection.
 _ENGINES: dict[tuple[str, int, int], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
+_PROBE_LOCK = threading.Lock()
 
 Scope = Mapping[str, Any]  # column -> value, or column -> list of values (IN)
 
@@ -236,28 +237,29 @@ def _records(
     return records
 
 
+_PROBE_FIRED = threading.Event()
+
+
 def _write_probe(tables: Sequence[str]) -> None:
     """With METRICS_WRITE_PROBE=<path>, hold one partition write open at its riskiest point.
 
-    Called after the deletes and before the inserts and the commit. The first write (of
-    METRICS_WRITE_PROBE_TABLE, when set) that finds no file at <path> creates it, naming the
-    tables being written, then holds its open transaction and locks until the file is
-    removed or METRICS_WRITE_PROBE_SECONDS (10) pass: a test can SIGKILL the process there,
-    or start a second writer against it. Writes that find the file go on at once.
+    Called after the deletes and before the inserts and the commit. The first write of the
+    process (of METRICS_WRITE_PROBE_TABLE, when set) creates <path>, naming the tables being
+    written and the pid, then holds its open transaction and locks until the file is removed
+    or METRICS_WRITE_PROBE_SECONDS (10) pass: a test can SIGKILL the process there, or start
+    a second writer against it. Every other write goes on at once.
     """
     path = os.environ.get(WRITE_PROBE_ENV)
-    if not path:
+    if not path or _PROBE_FIRED.is_set():
         return  # production: one dict lookup
     wanted = os.environ.get(WRITE_PROBE_TABLE_ENV)
     if wanted and wanted not in tables:
         return
-    try:
-        # O_EXCL: of concurrent writes exactly one is held.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-    except FileExistsError:
-        return
-    with os.fdopen(descriptor, "w") as probe:
-        probe.write("\n".join([*tables, f"pid {os.getpid()}", ""]))
+    with _PROBE_LOCK:  # of concurrent writes exactly one is held
+        if _PROBE_FIRED.is_set():
+            return
+        _PROBE_FIRED.set()
+    Path(path).write_text("\n".join([*tables, f"pid {os.getpid()}", ""]))
     deadline = time.monotonic() + float(os.environ.get(WRITE_PROBE_SECONDS_ENV, "10"))
     while time.monotonic() < deadline and os.path.exists(path):
         time.sleep(0.02)
