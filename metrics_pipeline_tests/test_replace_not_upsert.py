@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
+import requests
 import sqlalchemy as sa
 
 from metrics_pipeline.definitions import build_definitions
@@ -111,7 +112,12 @@ def test_days_re_read_with_fewer_rows_lose_them_in_every_table(tmp_path, catalog
                     assert _raw_rows(engine, client.id, day) == before.rows
                     removed = _raw_rows(engine, client.id, day, ad_id)
                     assert removed > 0
-                    sandbox.remove_delivery(account_id, day, ad_id)
+                    if ad_id:
+                        sandbox.remove_delivery(account_id, day, ad_id)
+                    else:  # through the control endpoint, as from outside the process
+                        change = {"remove_delivery": [{"account": account_id, "day": str(day)}]}
+                        response = requests.post(f"{sandbox.url}/__sandbox/state", json=change)
+                        response.raise_for_status()
                     truth = after[client.id, day] = day_truth(world, account_id, day, 0, today)
                     # The sandbox's truth moved with it: fewer rows, none for a whole day.
                     assert truth.rows == before.rows - removed
