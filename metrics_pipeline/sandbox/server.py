@@ -2,8 +2,8 @@
 
 Endpoints (under `/{version}`): the ad account, its campaigns / adsets / ads, synchronous
 insights (GET) and async insight reports (POST, then poll the report run). A control
-endpoint, `/__sandbox/state`, lets tests move the clock and re-attribute conversions; the
-pipeline never calls it.
+endpoint, `/__sandbox/state`, lets tests move the clock, re-attribute conversions and remove
+delivery already reported; the pipeline never calls it.
 """
 
 from __future__ import annotations
@@ -472,6 +472,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     state.requests.clear()
                 for account, (calls, window) in (changes.get("rate_limits") or {}).items():
                     state.rate_limits[account] = (int(calls), float(window))
+                for removal in changes.get("remove_delivery") or []:
+                    state.world.remove_delivery(
+                        str(removal["account"]),
+                        date.fromisoformat(removal["day"]),
+                        removal.get("ad_id"),
+                    )
             if changes.get("clear_faults"):
                 state.faults.clear()
             for spec in changes.get("faults") or []:
@@ -818,6 +824,12 @@ class SandboxServer:
     def set_revision(self, revision: int) -> None:
         with self.state.lock:
             self.state.revision = revision
+
+    def remove_delivery(self, account_id: str, day: date, ad_id: str | None = None) -> None:
+        """Meta stops reporting `ad_id`'s rows of `day` (every ad's if None); the world's
+        ground truth changes with it."""
+        with self.state.lock:
+            self.state.world.remove_delivery(account_id, day, ad_id)
 
     def inject(self, kind: str, **options: Any):
         """Inject a fault (see `faults.Fault`); returns it, so tests can read `fired`."""

@@ -267,6 +267,18 @@ class World:
         self.seed = seed
         self.anchor = anchor or datetime.now(ZoneInfo("UTC")).date()
         self.accounts = {spec.account_id: build_account(spec, self.anchor) for spec in accounts}
+        # (account digits, day, ad id or None for every ad): delivery Meta no longer reports,
+        # as when an advertiser's delivery is voided after the fact.
+        self.removed: set[tuple[str, date, str | None]] = set()
+
+    def remove_delivery(self, account_id: str, day: date, ad_id: str | None = None) -> None:
+        """From now on the account reports no rows for `ad_id` on `day` (every ad if None)."""
+        self.account(account_id)  # an unknown account is an error, not a silent no-op
+        self.removed.add((account_id.removeprefix("act_"), day, ad_id))
+
+    def _removed(self, account_id: str, ad_id: str, day: date) -> bool:
+        digits = account_id.removeprefix("act_")
+        return (digits, day, None) in self.removed or (digits, day, ad_id) in self.removed
 
     def account(self, account_id: str) -> Account:
         return self.accounts[account_id.removeprefix("act_")]
@@ -279,6 +291,8 @@ class World:
     ) -> TrueEvents | None:
         """The events of one row as Meta would report them on `today` at `revision`."""
         if day > today or day < ad.first_day or (ad.last_day is not None and day > ad.last_day):
+            return None
+        if self.removed and self._removed(account_id, ad.id, day):
             return None
         spec = self.account(account_id).spec
         events = base_events(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,9 +51,14 @@ from metrics_pipeline.warehouse.locks import lock_partitions
 from metrics_pipeline.warehouse.versioning import ensure_schema
 
 WAREHOUSE_URL_ENV = "METRICS_WAREHOUSE_URL"
+# A diagnostic for crash and concurrency tests, unset in production (see `_write_probe`).
+WRITE_PROBE_ENV = "METRICS_WRITE_PROBE"
+WRITE_PROBE_TABLE_ENV = "METRICS_WRITE_PROBE_TABLE"
+WRITE_PROBE_SECONDS_ENV = "METRICS_WRITE_PROBE_SECONDS"
 # (url, connect timeout, statement timeout) -> engine: the limits are set per connection.
 _ENGINES: dict[tuple[str, int, int], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
+_PROBE_LOCK = threading.Lock()
 
 Scope = Mapping[str, Any]  # column -> value, or column -> list of values (IN)
 
@@ -231,6 +237,34 @@ def _records(
     return records
 
 
+_PROBE_FIRED = threading.Event()
+
+
+def _write_probe(tables: Sequence[str]) -> None:
+    """With METRICS_WRITE_PROBE=<path>, hold one partition write open at its riskiest point.
+
+    Called after the deletes and before the inserts and the commit. The first write of the
+    process (of METRICS_WRITE_PROBE_TABLE, when set) creates <path>, naming the tables being
+    written and the pid, then holds its open transaction and locks until the file is removed
+    or METRICS_WRITE_PROBE_SECONDS (10) pass: a test can SIGKILL the process there, or start
+    a second writer against it. Every other write goes on at once.
+    """
+    path = os.environ.get(WRITE_PROBE_ENV)
+    if not path or _PROBE_FIRED.is_set():
+        return  # production: one dict lookup
+    wanted = os.environ.get(WRITE_PROBE_TABLE_ENV)
+    if wanted and wanted not in tables:
+        return
+    with _PROBE_LOCK:  # of concurrent writes exactly one is held
+        if _PROBE_FIRED.is_set():
+            return
+        _PROBE_FIRED.set()
+    Path(path).write_text("\n".join([*tables, f"pid {os.getpid()}", ""]))
+    deadline = time.monotonic() + float(os.environ.get(WRITE_PROBE_SECONDS_ENV, "10"))
+    while time.monotonic() < deadline and os.path.exists(path):
+        time.sleep(0.02)
+
+
 def _clients_of(scopes: Sequence[Scope]) -> object:
     """The client(s) a set of scopes covers, for messages; None when any scope has all."""
     clients: set[str] = set()
@@ -350,10 +384,14 @@ class WarehouseResource(ConfigurableResource):
                 self.lock_timeout_seconds,
                 self.statement_timeout_seconds,
             )
-            for table, scopes, records in prepared:
+            for table, scopes, _ in prepared:
                 with self._bounded(table.name, _clients_of(scopes)):
                     for scope in scopes:
                         connection.execute(table.delete().where(_where(table, scope)))
+            # Old rows deleted, new ones not yet inserted, nothing committed.
+            _write_probe([t.name for t, _, _ in prepared])
+            for table, scopes, records in prepared:
+                with self._bounded(table.name, _clients_of(scopes)):
                     insert_rows(connection, table, records)
         return [len(records) for _, _, records in prepared]
 
