@@ -23,11 +23,11 @@ from dagster import (
     define_asset_job,
 )
 
-from metrics_pipeline.assets.accounts import client_zones
 from metrics_pipeline.automation.jobs import history_check_keys
 from metrics_pipeline.automation.run_alerts import step_error
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
+from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.partitions import DATE, RANGE_END, RANGE_START
 from metrics_pipeline.stopping import stop_requested
 

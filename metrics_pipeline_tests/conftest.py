@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from dagster import BetaWarning, DagsterInstance, PreviewWarning
 
-from metrics_pipeline.assets.meta_ad_objects import RETRY_DELAY_ENV
+from metrics_pipeline.assets.meta.meta_ad_objects import RETRY_DELAY_ENV
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings

@@ -14,9 +14,9 @@ from dagster import (
     schedule,
 )
 
-from metrics_pipeline.assets.accounts import client_zones
 from metrics_pipeline.automation.status import schedule_status
 from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.partitions import multi_key
 from metrics_pipeline.runner import RANGE_END, RANGE_START, client_blocks
 from metrics_pipeline.warehouse.resource import WarehouseResource

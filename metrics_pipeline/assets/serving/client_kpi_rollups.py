@@ -11,10 +11,8 @@ from typing import Any
 
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
-from metrics_pipeline.assets.accounts import client_timezone
-from metrics_pipeline.assets.current_week_cache import ALL_DAYS_OF_CLIENT
-from metrics_pipeline.assets.daily_kpi_data import PLATFORM
-from metrics_pipeline.assets.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.assets.kpis.daily_kpi_data import PLATFORM
+from metrics_pipeline.assets.serving.current_week_cache import ALL_DAYS_OF_CLIENT
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
@@ -28,6 +26,8 @@ from metrics_pipeline.domain.periods import (
     trailing_days,
 )
 from metrics_pipeline.domain.summaries import PeriodSummary, summarize_windows
+from metrics_pipeline.meta.accounts import client_timezone
+from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 ROLLUP_WINDOWS = ("month_to_date", "last_7_days", "last_14_days", "last_30_days", "previous_month")

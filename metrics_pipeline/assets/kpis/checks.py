@@ -11,8 +11,7 @@ from dagster import (
     asset_check,
 )
 
-from metrics_pipeline.assets.accounts import client_timezone
-from metrics_pipeline.assets.daily_kpi_data import PLATFORM
+from metrics_pipeline.assets.kpis.daily_kpi_data import PLATFORM
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.quality import judge_day
@@ -20,6 +19,7 @@ from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period
+from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 

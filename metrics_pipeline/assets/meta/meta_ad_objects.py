@@ -14,16 +14,16 @@ from dagster import (
     asset,
 )
 
-from metrics_pipeline.assets.accounts import resolve_account
-from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
-from metrics_pipeline.assets.partial import finish, not_retried_when_futile
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
 from metrics_pipeline.domain.money import cents_to_decimal, minor_units_to_cents
+from metrics_pipeline.meta.accounts import resolve_account
 from metrics_pipeline.meta.client import CallSite, GraphApiClient
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
+from metrics_pipeline.steps.partial import finish, not_retried_when_futile
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 META_POOL = "meta_api"

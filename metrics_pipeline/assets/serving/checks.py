@@ -4,7 +4,7 @@ from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, asset_check
 
-from metrics_pipeline.assets.client_kpi_rollups import ROLLUP_WINDOWS
+from metrics_pipeline.assets.serving.client_kpi_rollups import ROLLUP_WINDOWS
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.consistency import daily_sums, mismatches
