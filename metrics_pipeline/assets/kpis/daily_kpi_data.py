@@ -17,14 +17,13 @@ from metrics_pipeline.domain.insight_kpis import (
     kpi_inputs,
     kpi_inputs_from_sums,
 )
-from metrics_pipeline.domain.kpis import aggregate_kpis, totals_record
+from metrics_pipeline.domain.kpis import PLATFORM, aggregate_kpis, totals_record
 from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
 from metrics_pipeline.steps.partial import finish
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
-PLATFORM = "meta"
 DATA_SOURCE = "meta_insights"
 
 

@@ -1,16 +1,12 @@
 """meta_ad_objects: every campaign, ad set and ad of each client's account, any status."""
 
-import os
 from datetime import datetime
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
-    Backoff,
-    Jitter,
     MaterializeResult,
-    RetryPolicy,
     asset,
 )
 
@@ -24,20 +20,8 @@ from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.partial import finish, not_retried_when_futile
+from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
 from metrics_pipeline.warehouse.resource import WarehouseResource
-
-META_POOL = "meta_api"
-RETRY_DELAY_ENV = "METRICS_STEP_RETRY_DELAY_SECONDS"
-
-
-def meta_retry_policy() -> RetryPolicy:
-    """Step retries for the assets that call Meta: after the client's own time budget ran
-    out (Meta stayed throttled or down) or the database dropped mid-write. The first delay
-    (default 300 s) doubles, with jitter."""
-    delay = float(os.environ.get(RETRY_DELAY_ENV, "300"))
-    return RetryPolicy(
-        max_retries=2, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-    )
 
 
 def _timestamp(value: str | None) -> datetime | None:

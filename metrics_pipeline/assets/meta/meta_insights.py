@@ -6,7 +6,6 @@ from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
-from metrics_pipeline.assets.meta.meta_ad_objects import META_POOL, meta_retry_policy
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
@@ -20,6 +19,7 @@ from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
 from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
 from metrics_pipeline.steps.partial import finish, not_retried_when_futile
+from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 

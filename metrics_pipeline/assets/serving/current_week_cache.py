@@ -12,9 +12,9 @@ from dagster import (
     asset,
 )
 
-from metrics_pipeline.assets.kpis.daily_kpi_data import PLATFORM
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.periods import Period, local_today, week_start
 from metrics_pipeline.domain.summaries import summarize_days
 from metrics_pipeline.meta.accounts import client_timezone

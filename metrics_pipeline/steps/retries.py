@@ -1,0 +1,18 @@
+"""Step retries and the concurrency pool of the steps that call Meta."""
+
+import os
+
+from dagster import Backoff, Jitter, RetryPolicy
+
+META_POOL = "meta_api"
+RETRY_DELAY_ENV = "METRICS_STEP_RETRY_DELAY_SECONDS"
+
+
+def meta_retry_policy() -> RetryPolicy:
+    """Step retries for the assets that call Meta: after the client's own time budget ran
+    out (Meta stayed throttled or down) or the database dropped mid-write. The first delay
+    (default 300 s) doubles, with jitter."""
+    delay = float(os.environ.get(RETRY_DELAY_ENV, "300"))
+    return RetryPolicy(
+        max_retries=2, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
+    )
