@@ -6,13 +6,16 @@ import os
 
 from dagster import Definitions, EnvVar
 
-from metrics_pipeline.assets.campaign_summaries import build_campaign_summaries
-from metrics_pipeline.assets.client_kpi_rollups import build_client_kpi_rollups
-from metrics_pipeline.assets.collection_health import build_collection_health
-from metrics_pipeline.assets.current_week_cache import build_current_week_cache
-from metrics_pipeline.assets.daily_kpi_data import build_daily_kpi_data
-from metrics_pipeline.assets.meta_ad_objects import build_meta_ad_objects
-from metrics_pipeline.assets.meta_insights import build_meta_insights
+from metrics_pipeline.assets.health.collection_health import build_collection_health
+from metrics_pipeline.assets.kpis.campaign_summaries import build_campaign_summaries
+from metrics_pipeline.assets.kpis.checks import build_daily_kpi_checks
+from metrics_pipeline.assets.kpis.daily_kpi_data import build_daily_kpi_data
+from metrics_pipeline.assets.meta.checks import build_meta_insights_checks
+from metrics_pipeline.assets.meta.meta_ad_objects import build_meta_ad_objects
+from metrics_pipeline.assets.meta.meta_insights import build_meta_insights
+from metrics_pipeline.assets.serving.checks import build_serving_checks
+from metrics_pipeline.assets.serving.client_kpi_rollups import build_client_kpi_rollups
+from metrics_pipeline.assets.serving.current_week_cache import build_current_week_cache
 from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
 from metrics_pipeline.automation.gaps import build_gap_sensor
 from metrics_pipeline.automation.jobs import build_jobs
@@ -20,9 +23,6 @@ from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.automation.schedules import build_schedules
 from metrics_pipeline.catalog import Catalog, build_catalog
-from metrics_pipeline.checks.daily_kpi_data import build_daily_kpi_checks
-from metrics_pipeline.checks.meta_insights import build_meta_insights_checks
-from metrics_pipeline.checks.serving import build_serving_checks
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource
 from metrics_pipeline.meta.resource import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MetaAdsResource

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -92,3 +93,18 @@ def contiguous_ranges(days: list[date]) -> list[tuple[date, date]]:
 
 def multi_key(client_id: str, day: date) -> MultiPartitionKey:
     return MultiPartitionKey({CLIENT: client_id, DATE: day.isoformat()})
+
+
+def client_blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
+    """Selected clients as runs of neighbours in partition order (one key range each)."""
+    blocks: list[list[str]] = []
+    previous = None
+    for position, client_id in enumerate(ordered):
+        if client_id not in selected:
+            continue
+        if blocks and previous == position - 1:
+            blocks[-1].append(client_id)
+        else:
+            blocks.append([client_id])
+        previous = position
+    return blocks

@@ -23,12 +23,12 @@ from dagster import (
     define_asset_job,
 )
 
-from metrics_pipeline.assets.accounts import client_zones
-from metrics_pipeline.automation.jobs import history_check_keys
-from metrics_pipeline.automation.run_alerts import step_error
 from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.checks.names import history_check_keys
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
-from metrics_pipeline.partitions import DATE, RANGE_END, RANGE_START
+from metrics_pipeline.meta.accounts import client_zones
+from metrics_pipeline.partitions import DATE, RANGE_END, RANGE_START, client_blocks
+from metrics_pipeline.steps.failures import step_error
 from metrics_pipeline.stopping import stop_requested
 
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
@@ -75,21 +75,6 @@ class WindowOutcome:
     @property
     def errors(self) -> list[str]:
         return [f"{s.stage}: {e}" for s in self.stages for e in s.errors]
-
-
-def client_blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
-    """Selected clients as runs of neighbours in partition order (one key range each)."""
-    blocks: list[list[str]] = []
-    previous = None
-    for position, client_id in enumerate(ordered):
-        if client_id not in selected:
-            continue
-        if blocks and previous == position - 1:
-            blocks[-1].append(client_id)
-        else:
-            blocks.append([client_id])
-        previous = position
-    return blocks
 
 
 def plan_client_ends(

@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 from dagster import BetaWarning, DagsterInstance, PreviewWarning
 
-from metrics_pipeline.assets.meta_ad_objects import RETRY_DELAY_ENV
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
@@ -23,6 +22,7 @@ from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.sandbox.world import World
+from metrics_pipeline.steps.retries import RETRY_DELAY_ENV
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 # A failing step is retried after half a second, not five minutes: a defect fails the suite

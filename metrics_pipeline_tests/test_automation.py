@@ -13,7 +13,8 @@ from dagster import build_schedule_context, build_sensor_context
 
 from metrics_pipeline.automation.gaps import build_gap_sensor
 from metrics_pipeline.definitions import build_definitions
-from metrics_pipeline.runner import RANGE_END, RANGE_START, materialize_window
+from metrics_pipeline.partitions import RANGE_END, RANGE_START
+from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_resources
 from metrics_pipeline_tests.helpers import days_between

@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInstance
 
-from metrics_pipeline.assets.meta_ad_objects import MAX_RETRIES_ENV
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+from metrics_pipeline.steps.retries import MAX_RETRIES_ENV
 from metrics_pipeline.warehouse.resource import (
     WRITE_PROBE_ENV,
     WRITE_PROBE_SECONDS_ENV,

@@ -16,14 +16,12 @@ from dagster import (
     sensor,
 )
 
-from metrics_pipeline.assets.accounts import client_zones
-from metrics_pipeline.automation.schedules import settled_yesterday
 from metrics_pipeline.automation.status import sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import Period
-from metrics_pipeline.partitions import contiguous_ranges
-from metrics_pipeline.runner import RANGE_END, RANGE_START
+from metrics_pipeline.domain.periods import Period, settled_yesterday
+from metrics_pipeline.meta.accounts import client_zones
+from metrics_pipeline.partitions import RANGE_END, RANGE_START, contiguous_ranges
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 GAP_TAG = "metrics_pipeline/gap_backfill"

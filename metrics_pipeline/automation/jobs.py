@@ -1,16 +1,9 @@
 """Jobs the schedules and sensors launch."""
 
-from dagster import AssetCheckKey, AssetKey, AssetSelection, define_asset_job
+from dagster import AssetKey, AssetSelection, define_asset_job
 
 from metrics_pipeline.catalog import Catalog
-from metrics_pipeline.checks import names
-
-HISTORY_CHECKS = (names.COMPLETENESS, names.FRESHNESS)
-
-
-def history_check_keys(checks: list) -> list[AssetCheckKey]:
-    """Checks over a client's whole history, run on their own schedule, not per partition."""
-    return [key for c in checks for key in c.check_keys if key.name in HISTORY_CHECKS]
+from metrics_pipeline.checks.names import history_check_keys
 
 
 def build_jobs(catalog: Catalog, checks: list):

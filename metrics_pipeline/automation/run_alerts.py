@@ -26,21 +26,9 @@ from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.automation.outbox import send_and_keep
 from metrics_pipeline.automation.status import sensor_status
 from metrics_pipeline.partitions import RANGE_END, RANGE_START
+from metrics_pipeline.steps.failures import step_error
 
 MAX_RUNS_PER_TICK = 100
-
-
-def step_error(event) -> str:
-    """What a person can act on: a Failure's description, else the innermost exception."""
-    data = event.step_failure_data
-    if data is None:
-        return event.message or "failed"
-    if data.user_failure_data is not None and data.user_failure_data.description:
-        return data.user_failure_data.description
-    error = data.error
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error.message.strip() if error is not None else (event.message or "failed")
 
 
 def describe_failed_run(

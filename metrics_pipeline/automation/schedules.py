@@ -4,7 +4,7 @@ history-wide checks."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -14,24 +14,15 @@ from dagster import (
     schedule,
 )
 
-from metrics_pipeline.assets.accounts import client_zones
 from metrics_pipeline.automation.status import schedule_status
 from metrics_pipeline.catalog import Catalog
-from metrics_pipeline.partitions import multi_key
-from metrics_pipeline.runner import RANGE_END, RANGE_START, client_blocks
+from metrics_pipeline.domain.periods import SETTLE_HOURS, settled_yesterday
+from metrics_pipeline.meta.accounts import client_zones
+from metrics_pipeline.partitions import RANGE_END, RANGE_START, client_blocks, multi_key
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
-SETTLE_HOURS = 2  # after local midnight, before yesterday is collected
 LOOKBACK_DAYS = 28
 CACHE_DAY_HOURS = (6, 23)  # local hours during which the cache is refreshed
-
-
-def settled_yesterday(moment: datetime, tz: str, settle_hours: int) -> date | None:
-    """The client's yesterday once `settle_hours` of its today have passed, else None."""
-    local = moment.astimezone(ZoneInfo(tz))
-    if local.hour < settle_hours:
-        return None
-    return local.date() - timedelta(days=1)
 
 
 def build_schedules(

@@ -7,11 +7,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from metrics_pipeline.domain.kpis import STORED_ADDITIVE_COLUMNS
+from metrics_pipeline.domain.kpis import PLATFORM, STORED_ADDITIVE_COLUMNS
 from metrics_pipeline.domain.periods import Period
 from metrics_pipeline.warehouse.resource import WarehouseResource
-
-ADDITIVE_COLUMNS = STORED_ADDITIVE_COLUMNS
 
 
 def _as_number(value: object) -> Decimal:
@@ -23,14 +21,14 @@ def daily_sums(
 ) -> dict[str, Decimal]:
     days = Period(start, end).days() if start <= end else []
     if not days:
-        return dict.fromkeys(ADDITIVE_COLUMNS, Decimal("0"))
+        return dict.fromkeys(STORED_ADDITIVE_COLUMNS, Decimal("0"))
     frame = warehouse.totals(
         "daily_kpi_data",
-        ADDITIVE_COLUMNS,
-        {"client_id": client_id, "platform": "meta", "date": days},
+        STORED_ADDITIVE_COLUMNS,
+        {"client_id": client_id, "platform": PLATFORM, "date": days},
     )
     row = frame.iloc[0].to_dict() if not frame.empty else {}
-    return {c: _as_number(row.get(c)) for c in ADDITIVE_COLUMNS}
+    return {c: _as_number(row.get(c)) for c in STORED_ADDITIVE_COLUMNS}
 
 
 def mismatches(

@@ -16,9 +16,6 @@ from sqlalchemy import ColumnElement, Table, or_
 from metrics_pipeline.config.clients import QualityConfig
 from metrics_pipeline.domain.kpis import COUNT_METRICS, STORED_MONEY_COLUMNS
 
-COUNT_COLUMNS = COUNT_METRICS
-MONEY_COLUMNS = STORED_MONEY_COLUMNS
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -70,7 +67,7 @@ def judge_day(row: Mapping[str, object], quality: QualityConfig) -> DayVerdict:
         findings.append(Finding(client_id, day, rule, detail))
 
     applied += 1
-    for column in (*COUNT_COLUMNS, *MONEY_COLUMNS):
+    for column in (*COUNT_METRICS, *STORED_MONEY_COLUMNS):
         number = _number(row[column])
         if number is None or number < 0:
             fail("numeric", f"{column} = {row[column]!r} is negative or not a number")

@@ -238,7 +238,3 @@ def load_clients(path: Path | None = None) -> tuple[ClientConfig, ...]:
     if not path.exists():
         raise ClientsFileError(f"{path}: clients file not found (set {CLIENTS_FILE_ENV})")
     return _load(str(path), path.stat().st_mtime)
-
-
-def clients_by_id(clients: tuple[ClientConfig, ...]) -> dict[str, ClientConfig]:
-    return {c.id: c for c in clients}

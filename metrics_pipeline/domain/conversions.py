@@ -39,7 +39,6 @@ COUNT_RULE_METRICS = (
     "booking_step_3",
     "reservations",
 )
-VALUE_RULE_METRICS = ("reservation_value_cents",)
 PURCHASE_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
 # Raised whenever `conversion_metrics` changes what it computes, so conversion metrics
 # stored with an older fingerprint are derived again (see `mapping_fingerprint`).

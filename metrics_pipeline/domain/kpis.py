@@ -41,6 +41,8 @@ RATIO_METRICS: tuple[str, ...] = (
     "average_cpa",
 )
 RATIO_SCALE = Decimal("0.000001")
+# The platform column of every KPI store: all numbers so far come from Meta.
+PLATFORM = "meta"
 
 
 def ratio(numerator: int, denominator: int) -> Decimal | None:

@@ -1,4 +1,5 @@
-"""Calendar boundaries: the one definition of a week, a month and a trailing window.
+"""Calendar boundaries: the one definition of a week, a month, a trailing window, the rollup
+windows and when a day is settled enough to collect.
 
 All dates are calendar days in the ad account's own timezone.
 """
@@ -57,3 +58,31 @@ def trailing_days(today: date, days: int) -> Period:
 def local_today(now: datetime, timezone: str) -> date:
     """The calendar date an account in `timezone` is living at instant `now`."""
     return now.astimezone(ZoneInfo(timezone)).date()
+
+
+# The windows of client_kpi_rollups, by name.
+ROLLUP_WINDOWS = ("month_to_date", "last_7_days", "last_14_days", "last_30_days", "previous_month")
+
+
+def rollup_windows(today: date) -> dict[str, Period]:
+    """The rollup windows for a client living on `today` (local date)."""
+    month = month_of(today)
+    return {
+        "month_to_date": Period(month.start, today - timedelta(days=1)),
+        "last_7_days": trailing_days(today, 7),
+        "last_14_days": trailing_days(today, 14),
+        "last_30_days": trailing_days(today, 30),
+        "previous_month": previous_month(today),
+    }
+
+
+# A day is collected once this many hours of the next day have passed in its timezone.
+SETTLE_HOURS = 2  # after local midnight, before yesterday is collected
+
+
+def settled_yesterday(moment: datetime, tz: str, settle_hours: int) -> date | None:
+    """The client's yesterday once `settle_hours` of its today have passed, else None."""
+    local = moment.astimezone(ZoneInfo(tz))
+    if local.hour < settle_hours:
+        return None
+    return local.date() - timedelta(days=1)

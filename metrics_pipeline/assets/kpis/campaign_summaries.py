@@ -20,17 +20,17 @@ from dagster import (
     asset,
 )
 
-from metrics_pipeline.assets.daily_kpi_data import PLATFORM
-from metrics_pipeline.assets.freshness import (
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.kpis import PLATFORM
+from metrics_pipeline.domain.periods import Period, month_of, week_of
+from metrics_pipeline.domain.summaries import summarize_windows
+from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
+from metrics_pipeline.steps.freshness import (
     MONTHLY_FRESHNESS,
     REFRESH_WHEN_DAYS_CHANGE,
     WEEKLY_FRESHNESS,
 )
-from metrics_pipeline.catalog import Catalog
-from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import Period, month_of, week_of
-from metrics_pipeline.domain.summaries import summarize_windows
-from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DAYS_OF_PERIOD = MultiPartitionMapping(

@@ -6,8 +6,6 @@ from typing import Any
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
-from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
-from metrics_pipeline.assets.partial import finish
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.conversions import ConversionMapping, mapping_fingerprint
@@ -19,12 +17,13 @@ from metrics_pipeline.domain.insight_kpis import (
     kpi_inputs,
     kpi_inputs_from_sums,
 )
-from metrics_pipeline.domain.kpis import aggregate_kpis, totals_record
+from metrics_pipeline.domain.kpis import PLATFORM, aggregate_kpis, totals_record
 from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
 from metrics_pipeline.partitions import dates_by_client
+from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
+from metrics_pipeline.steps.partial import finish
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
-PLATFORM = "meta"
 DATA_SOURCE = "meta_insights"
 
 

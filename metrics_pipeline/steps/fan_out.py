@@ -22,9 +22,6 @@ class QueuedLog:
     def __init__(self) -> None:
         self.messages: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
 
-    def debug(self, message: str) -> None:
-        self.messages.put(("debug", message))
-
     def info(self, message: str) -> None:
         self.messages.put(("info", message))
 

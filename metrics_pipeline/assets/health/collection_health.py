@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
-from metrics_pipeline.assets.accounts import client_zones
-from metrics_pipeline.automation.schedules import SETTLE_HOURS
 from metrics_pipeline.catalog import Catalog
-from metrics_pipeline.checks.daily_kpi_data import due_days
+from metrics_pipeline.checks.due import due_days
 from metrics_pipeline.checks.report import markdown_table
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.periods import SETTLE_HOURS
+from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 

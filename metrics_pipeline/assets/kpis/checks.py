@@ -1,9 +1,6 @@
 """Checks on daily_kpi_data: quality per day, equality with the raw rows, completeness,
 freshness."""
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
-
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckSeverity,
@@ -11,32 +8,17 @@ from dagster import (
     asset_check,
 )
 
-from metrics_pipeline.assets.accounts import client_timezone
-from metrics_pipeline.assets.daily_kpi_data import PLATFORM
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
+from metrics_pipeline.checks.due import due_days, last_due_day
 from metrics_pipeline.checks.quality import judge_day
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import Period
+from metrics_pipeline.domain.kpis import PLATFORM
+from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
-
-
-def last_due_day(now: datetime, tz: str, fresh_by_hour: int) -> date:
-    """The newest day that must be stored by `now`: the client's yesterday once its set
-    local hour has passed, else the day before (completeness and freshness agree)."""
-    local = now.astimezone(ZoneInfo(tz))
-    return local.date() - timedelta(days=1 if local.hour >= fresh_by_hour else 2)
-
-
-def due_days(history_start: date, now: datetime, tz: str, checks: CheckSettings) -> list[date]:
-    """The days of the checked history that must be stored by `now`: the one window the
-    completeness check and collection_health both count."""
-    last = last_due_day(now, tz, checks.daily_fresh_by_hour)
-    first = max(history_start, last - timedelta(days=checks.completeness_days - 1))
-    return Period(first, last).days() if first <= last else []
 
 
 def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:

@@ -4,13 +4,13 @@ from datetime import date, timedelta
 
 from dagster import AssetCheckExecutionContext, asset_check
 
-from metrics_pipeline.assets.client_kpi_rollups import ROLLUP_WINDOWS
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.consistency import daily_sums, mismatches
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.periods import ROLLUP_WINDOWS
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
 

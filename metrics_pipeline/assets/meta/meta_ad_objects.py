@@ -1,47 +1,27 @@
 """meta_ad_objects: every campaign, ad set and ad of each client's account, any status."""
 
-import os
 from datetime import datetime
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     BackfillPolicy,
-    Backoff,
-    Jitter,
     MaterializeResult,
-    RetryPolicy,
     asset,
 )
 
-from metrics_pipeline.assets.accounts import resolve_account
-from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
-from metrics_pipeline.assets.partial import finish, not_retried_when_futile
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
 from metrics_pipeline.domain.money import cents_to_decimal, minor_units_to_cents
+from metrics_pipeline.meta.accounts import resolve_account
 from metrics_pipeline.meta.client import CallSite, GraphApiClient
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
+from metrics_pipeline.steps.partial import finish, not_retried_when_futile
+from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
 from metrics_pipeline.warehouse.resource import WarehouseResource
-
-META_POOL = "meta_api"
-RETRY_DELAY_ENV = "METRICS_STEP_RETRY_DELAY_SECONDS"
-MAX_RETRIES_ENV = "METRICS_STEP_MAX_RETRIES"
-
-
-def meta_retry_policy() -> RetryPolicy:
-    """Step retries for the assets that call Meta: after the client's own time budget ran
-    out (Meta stayed throttled or down) or the database dropped mid-write. The first delay
-    (default 300 s) doubles, with jitter; at most METRICS_STEP_MAX_RETRIES (2) retries."""
-    delay = float(os.environ.get(RETRY_DELAY_ENV, "300"))
-    return RetryPolicy(
-        max_retries=int(os.environ.get(MAX_RETRIES_ENV, "2")),
-        delay=delay,
-        backoff=Backoff.EXPONENTIAL,
-        jitter=Jitter.PLUS_MINUS,
-    )
 
 
 def _timestamp(value: str | None) -> datetime | None:

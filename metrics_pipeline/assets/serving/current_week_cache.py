@@ -12,14 +12,14 @@ from dagster import (
     asset,
 )
 
-from metrics_pipeline.assets.accounts import client_timezone
-from metrics_pipeline.assets.daily_kpi_data import PLATFORM
-from metrics_pipeline.assets.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.periods import Period, local_today, week_start
 from metrics_pipeline.domain.summaries import summarize_days
+from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import CLIENT
+from metrics_pipeline.steps.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 ALL_DAYS_OF_CLIENT = MultiToSingleDimensionPartitionMapping(partition_dimension_name=CLIENT)

@@ -6,20 +6,20 @@ from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
 
-from metrics_pipeline.assets.accounts import AccountInfo, resolve_account
-from metrics_pipeline.assets.fan_out import QueuedLog, for_each_client
-from metrics_pipeline.assets.freshness import DAILY_FRESHNESS
-from metrics_pipeline.assets.meta_ad_objects import META_POOL, meta_retry_policy
-from metrics_pipeline.assets.partial import finish, not_retried_when_futile
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
 from metrics_pipeline.domain.periods import local_today
+from metrics_pipeline.meta.accounts import AccountInfo, resolve_account
 from metrics_pipeline.meta.client import GraphApiClient
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.parsing import parse_insight_rows, summarize_problems
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
+from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
+from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
+from metrics_pipeline.steps.partial import finish, not_retried_when_futile
+from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 

@@ -11,38 +11,17 @@ from typing import Any
 
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
-from metrics_pipeline.assets.accounts import client_timezone
-from metrics_pipeline.assets.current_week_cache import ALL_DAYS_OF_CLIENT
-from metrics_pipeline.assets.daily_kpi_data import PLATFORM
-from metrics_pipeline.assets.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.assets.serving.current_week_cache import ALL_DAYS_OF_CLIENT
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import ClientConfig
-from metrics_pipeline.domain.kpis import RATIO_SCALE, ratio
+from metrics_pipeline.domain.kpis import PLATFORM, RATIO_SCALE, ratio
 from metrics_pipeline.domain.money import CENT
-from metrics_pipeline.domain.periods import (
-    Period,
-    local_today,
-    month_of,
-    previous_month,
-    trailing_days,
-)
+from metrics_pipeline.domain.periods import Period, local_today, month_of, rollup_windows
 from metrics_pipeline.domain.summaries import PeriodSummary, summarize_windows
+from metrics_pipeline.meta.accounts import client_timezone
+from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.warehouse.resource import WarehouseResource
-
-ROLLUP_WINDOWS = ("month_to_date", "last_7_days", "last_14_days", "last_30_days", "previous_month")
-
-
-def rollup_windows(today: date) -> dict[str, Period]:
-    """The rollup windows for a client living on `today` (local date)."""
-    month = month_of(today)
-    return {
-        "month_to_date": Period(month.start, today - timedelta(days=1)),
-        "last_7_days": trailing_days(today, 7),
-        "last_14_days": trailing_days(today, 14),
-        "last_30_days": trailing_days(today, 30),
-        "previous_month": previous_month(today),
-    }
 
 
 def _percent(part: Decimal | int, whole: Decimal | int | None) -> Decimal | None:

@@ -1,0 +1,1 @@
+"""Group `health`: how complete and fresh each client's collection is."""

@@ -1,0 +1,2 @@
+"""Group `kpis`: daily KPIs derived from meta_insights, the weekly and monthly summaries,
+and their checks."""

@@ -1,0 +1,1 @@
+"""Group `serving`: the current-week cache and the per-client rollups, and their checks."""
