@@ -346,7 +346,7 @@ def _collect(copy: Path, args: Sequence[str]) -> list[str]:
     return ids
 
 
-def _run(copy: Path, mutation: Mutation) -> Row:
+def _run(copy: Path, mutation: Mutation, show: bool) -> Row:
     target = copy / mutation.path
     original = target.read_text()
     started = time.monotonic()
@@ -366,7 +366,7 @@ def _run(copy: Path, mutation: Mutation) -> Row:
         verdict = f"NOT CAUGHT (timed out after {ROW_TIMEOUT_SECONDS}s)"
     else:  # collection error, nothing selected, interrupted: nothing was proved
         verdict = f"error (pytest exit {code})"
-    if verdict != "caught" and tail:
+    if (show or verdict != "caught") and tail:
         print(f"--- {mutation.name}: {verdict}\n{tail}", file=sys.stderr)
     return Row(mutation, verdict, seconds)
 
@@ -386,6 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m metrics_pipeline_tests.mutations")
     parser.add_argument("--only", action="append", metavar="NAME", help="run this row (repeat)")
     parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument(
+        "--show", action="store_true", help="print pytest's last lines for caught rows too"
+    )
     options = parser.parse_args(argv)
     by_name = {m.name: m for m in MUTATIONS}
     if options.list:
@@ -413,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         rows = []
         for mutation in chosen:
-            rows.append(_run(copy, mutation))
+            rows.append(_run(copy, mutation, options.show))
             print(f"{mutation.name}: {rows[-1].verdict} ({rows[-1].seconds:.0f}s)", flush=True)
     print()
     print(_table(rows))
