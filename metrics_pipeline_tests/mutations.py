@@ -109,12 +109,17 @@ MUTATIONS: tuple[Mutation, ...] = (
                     for scope in scopes:
                         connection.execute(table.delete().where(_where(table, scope)))
                     insert_rows(connection, table, records)""",
+        # Each transaction still takes the lock, so only atomicity is missing.
         """        for table, scopes, records in prepared:
+            locked = [(table.name, scopes)]
+            limits = (self.lock_timeout_seconds, self.statement_timeout_seconds)
             with self._connection(read_only=False) as connection:
+                lock_partitions(connection, locked, *limits)
                 for scope in scopes:
                     connection.execute(table.delete().where(_where(table, scope)))
             for record in records:
                 with self._connection(read_only=False) as connection:
+                    lock_partitions(connection, locked, *limits)
                     insert_rows(connection, table, [record])""",
         (T + "test_crash_and_concurrency.py", "-k", "sigkill and sqlite"),
     ),
