@@ -1,0 +1,437 @@
+"""The mutation check: plant each known defect in a copy of the project and see a test fail.
+
+    python -m metrics_pipeline_tests.mutations            # every row
+    python -m metrics_pipeline_tests.mutations --list     # the rows' names
+    python -m metrics_pipeline_tests.mutations --only upsert_by_key --only no_locks
+
+Each row is one exact text replacement in one file of a temporary copy of the working tree;
+the copy's tests run with the current interpreter and the copy first on PYTHONPATH, so the
+copy's `metrics_pipeline` is the one imported, also by the `metrics-pipeline` console script
+the CLI tests start (subprocesses inherit PYTHONPATH). A row whose old text is gone says so
+and fails, so the table never silently stops planting anything. The selected tests first
+run once on the unmutated copy: a defect "caught" by a test that already fails proves
+nothing. Slow (it runs the pipeline end to end many times); not part of the default run.
+Exit code 0 only if every row is caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Not part of the project: environments, history, caches, local data and outputs.
+IGNORED = shutil.ignore_patterns(
+    ".venv",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    "*.egg-info",
+    ".metrics_pipeline",
+    ".tmp_dagster_home_*",
+    "build",
+    "artifacts",
+)
+PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider")
+ROW_TIMEOUT_SECONDS = 1800
+T = "metrics_pipeline_tests/"
+
+# The test that proves a partition write replaces the partition. A dedicated test of
+# fewer rows on a re-read (test_replace_not_upsert.py) belongs here once it exists.
+REPLACE_NOT_UPSERT_TESTS: tuple[str, ...] = (
+    T + "test_idempotency.py::test_a_60_day_backfill_twice_and_in_reverse_changes_no_byte[sqlite]",
+)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    defect: str
+    path: str  # relative to the project root
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest arguments: node ids, files, "-k" and its expression
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "insert_only",
+        "partition write inserts without deleting the old rows",
+        "metrics_pipeline/warehouse/resource.py",
+        """                    for scope in scopes:
+                        connection.execute(table.delete().where(_where(table, scope)))
+                    insert_rows(connection, table, records)""",
+        """                    insert_rows(connection, table, records)""",
+        REPLACE_NOT_UPSERT_TESTS,
+    ),
+    Mutation(
+        "upsert_by_key",
+        "partition write upserts by primary key (ON CONFLICT update)",
+        "metrics_pipeline/warehouse/resource.py",
+        """                    for scope in scopes:
+                        connection.execute(table.delete().where(_where(table, scope)))
+                    insert_rows(connection, table, records)""",
+        """                    from sqlalchemy import bindparam
+
+                    keys = [c.name for c in table.primary_key.columns]
+                    if records:
+                        connection.execute(
+                            table.delete().where(
+                                and_(*(table.c[k] == bindparam(f"pk_{k}") for k in keys))
+                            ),
+                            [{f"pk_{k}": r[k] for k in keys} for r in records],
+                        )
+                    insert_rows(connection, table, records)""",
+        REPLACE_NOT_UPSERT_TESTS,
+    ),
+    Mutation(
+        "non_atomic_replace",
+        "replace_many: delete committed first, then one transaction per row",
+        "metrics_pipeline/warehouse/resource.py",
+        """        with self._connection(read_only=False) as connection:
+            lock_partitions(
+                connection,
+                [(t.name, scopes) for t, scopes, _ in prepared],
+                self.lock_timeout_seconds,
+                self.statement_timeout_seconds,
+            )
+            for table, scopes, records in prepared:
+                with self._bounded(table.name, _clients_of(scopes)):
+                    for scope in scopes:
+                        connection.execute(table.delete().where(_where(table, scope)))
+                    insert_rows(connection, table, records)""",
+        # Each transaction still takes the lock, so only atomicity is missing.
+        """        for table, scopes, records in prepared:
+            locked = [(table.name, scopes)]
+            limits = (self.lock_timeout_seconds, self.statement_timeout_seconds)
+            with self._connection(read_only=False) as connection:
+                lock_partitions(connection, locked, *limits)
+                for scope in scopes:
+                    connection.execute(table.delete().where(_where(table, scope)))
+            for record in records:
+                with self._connection(read_only=False) as connection:
+                    lock_partitions(connection, locked, *limits)
+                    insert_rows(connection, table, [record])""",
+        (T + "test_crash_and_concurrency.py", "-k", "sigkill and sqlite"),
+    ),
+    Mutation(
+        "no_locks",
+        "advisory locks removed (lock_partitions returns at once)",
+        "metrics_pipeline/warehouse/locks.py",
+        """    if connection.dialect.name != "postgresql":
+        return
+    targets = lock_targets(writes)""",
+        """    return
+    targets = lock_targets(writes)""",
+        (T + "test_crash_and_concurrency.py", "-k", "two_writers and postgresql"),
+    ),
+    Mutation(
+        "lookback_key_without_day",
+        "lookback schedule's run key without the day",
+        "metrics_pipeline/automation/schedules.py",
+        'run_key=f"lookback:{client_id}:{day}",',
+        'run_key=f"lookback:{client_id}",',
+        (T + "test_automation.py::test_lookback_runs_again_each_day_and_once_within_a_day",),
+    ),
+    Mutation(
+        "cache_on_utc_days",
+        "current-week cache on UTC days, not the account's local days",
+        "metrics_pipeline/assets/current_week_cache.py",
+        "today = local_today(now, client_timezone(client, warehouse))",
+        'today = local_today(now, "UTC")',
+        (
+            T + "test_end_to_end.py::test_current_week_cache_is_week_to_date_with_today_"
+            "provisional[utc-2000-sqlite]",
+        ),
+    ),
+    Mutation(
+        "synonyms_reversed",
+        "purchase synonyms read in reverse priority",
+        "metrics_pipeline/domain/conversions.py",
+        "return parse(present[0], values[present[0]])",
+        "return parse(present[-1], values[present[-1]])",
+        (T + "test_kpi_rules.py::test_purchase_synonyms_are_read_once_in_priority_order",),
+    ),
+    Mutation(
+        "summaries_from_raw_rows",
+        "weekly/monthly summaries from meta_insights, not daily_kpi_data",
+        "metrics_pipeline/assets/campaign_summaries.py",
+        """            daily = warehouse.read(
+                "daily_kpi_data",
+                {
+                    "client_id": client_id,
+                    "platform": PLATFORM,
+                    "date": [d for p in periods for d in p.days()],
+                },
+            )""",
+        """            import pandas as pd
+
+            from metrics_pipeline.assets.daily_kpi_data import daily_rows, read_kpi_inputs
+
+            days = [d for p in periods for d in p.days()]
+            collections = warehouse.read(
+                "meta_insight_collections", {"client_id": client_id, "date": days}
+            )
+            inputs = read_kpi_inputs(
+                warehouse,
+                client_id,
+                sorted(set(collections["date"])),
+                catalog.client(client_id).conversion_mapping,
+            )
+            daily = pd.DataFrame(
+                daily_rows(client_id, inputs, collections),
+                columns=[c.name for c in warehouse.table("daily_kpi_data").columns],
+            )""",
+        (
+            T + "test_summary_lineage.py::test_stores_above_daily_follow_daily_kpi_data_not_"
+            "the_raw_rows[sqlite]",
+        ),
+    ),
+    Mutation(
+        "projection_off_by_one_day",
+        "projected conversions and reservations off by one day",
+        "metrics_pipeline/assets/client_kpi_rollups.py",
+        """        "projected_conversions": ratio(conversions * month.length, elapsed),
+        "projected_reservations": ratio(reservations * month.length, elapsed),""",
+        """        "projected_conversions": ratio(conversions * month.length, elapsed + 1),
+        "projected_reservations": ratio(reservations * month.length, elapsed + 1),""",
+        (
+            T + "test_end_to_end.py::test_rollups_equal_their_windows_and_pace_against_"
+            "budget[utc-2000-sqlite]",
+        ),
+    ),
+    Mutation(
+        "ratios_averaged",
+        "ratios averaged per group, not ratios of sums",
+        "metrics_pipeline/domain/kpis.py",
+        "    ratios = [derive_ratios(row) for row in sums[list(ADDITIVE_METRICS)]"
+        '.to_dict("records")]',
+        """    groups = [g for _, g in frame.groupby(by, sort=True, dropna=False)]
+    groups = groups if by else [frame]
+    ratios = []
+    for group in groups:
+        each = [derive_ratios(r) for r in group[list(ADDITIVE_METRICS)].to_dict("records")]
+        ratios.append(
+            {
+                n: sum(v) / len(v) if (v := [r[n] for r in each if r[n] is not None]) else None
+                for n in RATIO_METRICS
+            }
+        )""",
+        (T + "test_kpi_rules.py::test_ratios_of_each_group_are_ratios_of_that_group_sums",),
+    ),
+    Mutation(
+        "offending_rows_not_json_safe",
+        "consistency check's offending rows not made JSON-safe",
+        "metrics_pipeline/checks/report.py",
+        '"offending_json": MetadataValue.json(json_safe(list(offending)[:MAX_ROWS_SHOWN])),',
+        '"offending_json": MetadataValue.json(list(offending)[:MAX_ROWS_SHOWN]),',
+        (
+            T + "test_consistency_checks.py::test_a_row_off_its_days_fails_the_check_with_the_"
+            "row_and_alerts_once[sqlite-weekly]",
+        ),
+    ),
+    Mutation(
+        "stop_left_to_retries",
+        "a stop on request left to the step retry policy",
+        "metrics_pipeline/assets/partial.py",
+        "except (StopRequested, WarehouseUnavailableError) as exc:",
+        "except WarehouseUnavailableError as exc:",
+        (
+            T + "test_crash_and_concurrency.py::test_a_stop_request_mid_backfill_ends_fast_"
+            "cancels_the_run_and_keeps_whole_partitions[2]",
+        ),
+    ),
+    Mutation(
+        "unreachable_retried",
+        "an unreachable Meta host retried like a transient error",
+        "metrics_pipeline/meta/errors.py",
+        "RETRYABLE = {ErrorKind.THROTTLED, ErrorKind.TRANSIENT}",
+        "RETRYABLE = {ErrorKind.THROTTLED, ErrorKind.TRANSIENT, ErrorKind.UNREACHABLE}",
+        (T + "test_cli_failures.py", "-k", "refused_meta_host"),
+    ),
+    Mutation(
+        "paging_to_any_host",
+        "paging.next followed to any host",
+        "metrics_pipeline/meta/client.py",
+        "if origin(next_url) != origin(self.base_url):",
+        "if False:",
+        (T + "test_meta_bounds.py", "-k", "paging_next_to_another_host"),
+    ),
+    Mutation(
+        "all_passed_after_failure",
+        'summary line says "all passed" after a failed run',
+        "metrics_pipeline/cli/main.py",
+        "    elif run_failed:\n",
+        "    elif False:\n",
+        (T + "test_cli.py", "-k", "failed_collection"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    mutation: Mutation
+    verdict: str
+    seconds: float
+
+    @property
+    def caught(self) -> bool:
+        return self.verdict == "caught"
+
+
+def _env(copy: Path) -> dict[str, str]:
+    inherited = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "CI": "true",
+        # The copy first: its metrics_pipeline wins over the installed (editable) one.
+        "PYTHONPATH": os.pathsep.join([str(copy), *([inherited] if inherited else [])]),
+        # A file mutated and restored within one second could reuse a stale .pyc.
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def _pytest(copy: Path, args: Sequence[str], timeout: float) -> tuple[int | None, str]:
+    """pytest's exit code (None on timeout) and its output's last lines."""
+    try:
+        done = subprocess.run(
+            [sys.executable, *PYTEST, *args],
+            cwd=copy,
+            env=_env(copy),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return None, ""
+    return done.returncode, "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+
+
+def _assert_copy_is_imported(copy: Path) -> None:
+    """The interpreter and the console script's interpreter both import the copy."""
+    probe = "import metrics_pipeline, metrics_pipeline_tests; print(metrics_pipeline.__file__)"
+    interpreters = [sys.executable]
+    script = Path(sys.executable).with_name("metrics-pipeline")
+    if script.exists():
+        interpreters.append(script.read_text().splitlines()[0].removeprefix("#!").strip())
+    for interpreter in interpreters:
+        found = subprocess.run(
+            [interpreter, "-c", probe],
+            cwd=copy,
+            env=_env(copy),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if not Path(found).resolve().is_relative_to(copy.resolve()):
+            raise SystemExit(f"{interpreter} imports {found}, not the copy in {copy}")
+
+
+def _collect(copy: Path, args: Sequence[str]) -> list[str]:
+    """The node ids a selection stands for, so the baseline runs their union once."""
+    done = subprocess.run(
+        [sys.executable, *PYTEST, "--collect-only", *args],
+        cwd=copy,
+        env=_env(copy),
+        capture_output=True,
+        text=True,
+    )
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    if done.returncode != 0 or not ids:
+        raise SystemExit(f"selection {' '.join(args)} collects nothing:\n{done.stdout}")
+    return ids
+
+
+def _run(copy: Path, mutation: Mutation, show: bool) -> Row:
+    target = copy / mutation.path
+    original = target.read_text()
+    started = time.monotonic()
+    if original.count(mutation.old) != 1:
+        return Row(mutation, "does not apply (code changed)", 0.0)
+    target.write_text(original.replace(mutation.old, mutation.new))
+    try:
+        code, tail = _pytest(copy, mutation.tests, ROW_TIMEOUT_SECONDS)
+    finally:
+        target.write_text(original)
+    seconds = time.monotonic() - started
+    if code == 1:  # tests ran and failed
+        verdict = "caught"
+    elif code == 0:
+        verdict = "NOT CAUGHT"
+    elif code is None:
+        verdict = f"NOT CAUGHT (timed out after {ROW_TIMEOUT_SECONDS}s)"
+    else:  # collection error, nothing selected, interrupted: nothing was proved
+        verdict = f"error (pytest exit {code})"
+    if (show or verdict != "caught") and tail:
+        print(f"--- {mutation.name}: {verdict}\n{tail}", file=sys.stderr)
+    return Row(mutation, verdict, seconds)
+
+
+def _table(rows: Sequence[Row]) -> str:
+    lines = ["| defect | tests run | result | seconds |", "|---|---|---|---|"]
+    for row in rows:
+        tests = " ".join(a.removeprefix(T) for a in row.mutation.tests).replace("|", "/")
+        lines.append(
+            f"| `{row.mutation.name}`: {row.mutation.defect} | `{tests}` | {row.verdict} "
+            f"| {row.seconds:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m metrics_pipeline_tests.mutations")
+    parser.add_argument("--only", action="append", metavar="NAME", help="run this row (repeat)")
+    parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument(
+        "--show", action="store_true", help="print pytest's last lines for caught rows too"
+    )
+    options = parser.parse_args(argv)
+    by_name = {m.name: m for m in MUTATIONS}
+    if options.list:
+        for m in MUTATIONS:
+            print(f"{m.name:30} {m.path}: {m.defect}")
+        return 0
+    unknown = sorted(set(options.only or ()) - set(by_name))
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; see --list")
+    chosen = [by_name[n] for n in options.only] if options.only else list(MUTATIONS)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutations-") as folder:
+        copy = Path(folder) / "project"
+        shutil.copytree(ROOT, copy, ignore=IGNORED)
+        _assert_copy_is_imported(copy)
+
+        union = list(dict.fromkeys(i for m in chosen for i in _collect(copy, m.tests)))
+        print(f"baseline: {len(union)} test(s) on the unmutated copy", flush=True)
+        code, tail = _pytest(copy, union, ROW_TIMEOUT_SECONDS * 2)
+        if code != 0:
+            print(f"baseline fails (pytest exit {code}); no mutation run\n{tail}", file=sys.stderr)
+            return 2
+        print(f"baseline passed in {time.monotonic() - started:.0f}s", flush=True)
+
+        rows = []
+        for mutation in chosen:
+            rows.append(_run(copy, mutation, options.show))
+            print(f"{mutation.name}: {rows[-1].verdict} ({rows[-1].seconds:.0f}s)", flush=True)
+    print()
+    print(_table(rows))
+    total = time.monotonic() - started
+    missed = [r.mutation.name for r in rows if not r.caught]
+    print(f"\n{len(rows) - len(missed)}/{len(rows)} caught in {total:.0f}s (baseline included)")
+    if missed:
+        print(f"not caught: {', '.join(missed)}")
+    return 0 if not missed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
