@@ -45,10 +45,10 @@ PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider")
 ROW_TIMEOUT_SECONDS = 1800
 T = "metrics_pipeline_tests/"
 
-# The test that proves a partition write replaces the partition. A dedicated test of
-# fewer rows on a re-read (test_replace_not_upsert.py) belongs here once it exists.
+# The test that proves a partition write replaces the partition: a re-read with fewer rows.
 REPLACE_NOT_UPSERT_TESTS: tuple[str, ...] = (
-    T + "test_idempotency.py::test_a_60_day_backfill_twice_and_in_reverse_changes_no_byte[sqlite]",
+    T + "test_replace_not_upsert.py::test_days_re_read_with_fewer_rows_lose_them_in_every_table"
+    "[sqlite]",
 )
 
 
@@ -67,30 +67,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         "insert_only",
         "partition write inserts without deleting the old rows",
         "metrics_pipeline/warehouse/resource.py",
-        """                    for scope in scopes:
-                        connection.execute(table.delete().where(_where(table, scope)))
-                    insert_rows(connection, table, records)""",
-        """                    insert_rows(connection, table, records)""",
+        """            for table, scopes, _ in prepared:
+                with self._bounded(table.name, _clients_of(scopes)):
+                    for scope in scopes:
+                        connection.execute(table.delete().where(_where(table, scope)))""",
+        "",
         REPLACE_NOT_UPSERT_TESTS,
     ),
     Mutation(
         "upsert_by_key",
-        "partition write upserts by primary key (ON CONFLICT update)",
+        "partition write upserts by primary key (deletes only the keys it writes again)",
         "metrics_pipeline/warehouse/resource.py",
-        """                    for scope in scopes:
-                        connection.execute(table.delete().where(_where(table, scope)))
-                    insert_rows(connection, table, records)""",
-        """                    from sqlalchemy import bindparam
+        """            for table, scopes, _ in prepared:
+                with self._bounded(table.name, _clients_of(scopes)):
+                    for scope in scopes:
+                        connection.execute(table.delete().where(_where(table, scope)))""",
+        """            from sqlalchemy import bindparam
 
-                    keys = [c.name for c in table.primary_key.columns]
-                    if records:
-                        connection.execute(
-                            table.delete().where(
-                                and_(*(table.c[k] == bindparam(f"pk_{k}") for k in keys))
-                            ),
-                            [{f"pk_{k}": r[k] for k in keys} for r in records],
-                        )
-                    insert_rows(connection, table, records)""",
+            for table, _, records in prepared:
+                keys = [c.name for c in table.primary_key.columns]
+                if records:
+                    connection.execute(
+                        table.delete().where(
+                            and_(*(table.c[k] == bindparam(f"pk_{k}") for k in keys))
+                        ),
+                        [{f"pk_{k}": r[k] for k in keys} for r in records],
+                    )""",
         REPLACE_NOT_UPSERT_TESTS,
     ),
     Mutation(
@@ -104,24 +106,32 @@ MUTATIONS: tuple[Mutation, ...] = (
                 self.lock_timeout_seconds,
                 self.statement_timeout_seconds,
             )
-            for table, scopes, records in prepared:
+            for table, scopes, _ in prepared:
                 with self._bounded(table.name, _clients_of(scopes)):
                     for scope in scopes:
                         connection.execute(table.delete().where(_where(table, scope)))
+            # Old rows deleted, new ones not yet inserted, nothing committed.
+            _write_probe([t.name for t, _, _ in prepared])
+            for table, scopes, records in prepared:
+                with self._bounded(table.name, _clients_of(scopes)):
                     insert_rows(connection, table, records)""",
         # Each transaction still takes the lock, so only atomicity is missing.
-        """        for table, scopes, records in prepared:
-            locked = [(table.name, scopes)]
-            limits = (self.lock_timeout_seconds, self.statement_timeout_seconds)
+        """        limits = (self.lock_timeout_seconds, self.statement_timeout_seconds)
+        for table, scopes, _ in prepared:
             with self._connection(read_only=False) as connection:
-                lock_partitions(connection, locked, *limits)
+                lock_partitions(connection, [(table.name, scopes)], *limits)
                 for scope in scopes:
                     connection.execute(table.delete().where(_where(table, scope)))
+        _write_probe([t.name for t, _, _ in prepared])
+        for table, scopes, records in prepared:
             for record in records:
                 with self._connection(read_only=False) as connection:
-                    lock_partitions(connection, locked, *limits)
+                    lock_partitions(connection, [(table.name, scopes)], *limits)
                     insert_rows(connection, table, [record])""",
-        (T + "test_crash_and_concurrency.py", "-k", "sigkill and sqlite"),
+        (
+            T + "test_crash_and_concurrency.py::"
+            "test_sigkill_inside_a_partition_write_leaves_each_partition_old_or_new[sqlite]",
+        ),
     ),
     Mutation(
         "no_locks",
@@ -132,7 +142,11 @@ MUTATIONS: tuple[Mutation, ...] = (
     targets = lock_targets(writes)""",
         """    return
     targets = lock_targets(writes)""",
-        (T + "test_crash_and_concurrency.py", "-k", "two_writers and postgresql"),
+        (
+            T + "test_crash_and_concurrency.py::"
+            "test_two_writers_of_the_same_partitions_wait_on_each_other_and_leave_one_copy"
+            "[postgresql]",
+        ),
     ),
     Mutation(
         "lookback_key_without_day",
@@ -145,7 +159,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "cache_on_utc_days",
         "current-week cache on UTC days, not the account's local days",
-        "metrics_pipeline/assets/current_week_cache.py",
+        "metrics_pipeline/assets/serving/current_week_cache.py",
         "today = local_today(now, client_timezone(client, warehouse))",
         'today = local_today(now, "UTC")',
         (
@@ -164,7 +178,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "summaries_from_raw_rows",
         "weekly/monthly summaries from meta_insights, not daily_kpi_data",
-        "metrics_pipeline/assets/campaign_summaries.py",
+        "metrics_pipeline/assets/kpis/campaign_summaries.py",
         """            daily = warehouse.read(
                 "daily_kpi_data",
                 {
@@ -199,7 +213,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "projection_off_by_one_day",
         "projected conversions and reservations off by one day",
-        "metrics_pipeline/assets/client_kpi_rollups.py",
+        "metrics_pipeline/assets/serving/client_kpi_rollups.py",
         """        "projected_conversions": ratio(conversions * month.length, elapsed),
         "projected_reservations": ratio(reservations * month.length, elapsed),""",
         """        "projected_conversions": ratio(conversions * month.length, elapsed + 1),
@@ -242,7 +256,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "stop_left_to_retries",
         "a stop on request left to the step retry policy",
-        "metrics_pipeline/assets/partial.py",
+        "metrics_pipeline/steps/partial.py",
         "except (StopRequested, WarehouseUnavailableError) as exc:",
         "except WarehouseUnavailableError as exc:",
         (
