@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 from metrics_pipeline.warehouse.resource import WarehouseResource
-from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS
+from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
 
 # The console script installed beside this interpreter (the venv may not be on PATH).
 COMMAND = str(Path(sys.executable).with_name("metrics-pipeline"))
@@ -24,6 +24,7 @@ def _env(tmp_path, **extra) -> dict[str, str]:
         "DAGSTER_HOME": str(tmp_path / "home"),
         "METRICS_CLIENTS_FILE": str(BUNDLED_CLIENTS),
         "METRICS_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.sqlite'}",
+        "METRICS_AS_OF": NOW.isoformat(),  # the sandbox's "now" too: never the real clock
         **extra,
     }
     (tmp_path / "home").mkdir(exist_ok=True)
@@ -67,7 +68,12 @@ def test_materialize_records_dagster_runs_and_fills_the_warehouse(tmp_path, sand
 
 
 def test_materialize_refuses_unknown_clients_and_future_days(tmp_path, sandbox, now):
-    env = _env(tmp_path, META_API_BASE_URL=sandbox.url, META_ACCESS_TOKEN=SANDBOX_TOKEN)
+    env = _env(
+        tmp_path,
+        META_API_BASE_URL=sandbox.url,
+        META_ACCESS_TOKEN=SANDBOX_TOKEN,
+        METRICS_AS_OF=now.isoformat(),
+    )
     day = str(now.date() - timedelta(days=3))
     unknown = subprocess.run(
         [COMMAND, "materialize", "--start", day, "--end", day, "--client", "nobody"],
