@@ -1,4 +1,5 @@
-"""Marketing API versions Meta supports, and what a configured version means on a date.
+"""Marketing API versions Meta supports, what a configured version means on a date, and the
+attribution windows Meta still returns.
 
 Meta silently upgrades calls to an expired version instead of failing them, so a stale
 default changes the meaning of the data without any error: the version is checked instead.
@@ -27,6 +28,11 @@ VERSIONS: tuple[ApiVersion, ...] = (
 )
 BY_NAME = {v.name: v for v in VERSIONS}
 WARN_DAYS = 30
+
+# Attribution windows Meta returns as extra keys of each action, in Meta's order.
+SERVED_WINDOWS = ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
+# Windows Meta stopped returning, and since when: asking for them silently yields nothing.
+RETIRED_WINDOWS = {"7d_view": date(2026, 1, 12), "28d_view": date(2026, 1, 12)}
 
 
 class VersionStatus(StrEnum):

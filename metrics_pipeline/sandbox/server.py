@@ -32,6 +32,9 @@ from metrics_pipeline.sandbox.faults import (
 from metrics_pipeline.sandbox.render import actions_of, format_minor, format_time
 from metrics_pipeline.sandbox.world import AdObject, World
 
+# The attribution windows Meta still returns (7d_view and 28d_view stopped on 2026-01-12).
+SERVED_WINDOWS = ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
+
 SANDBOX_TOKEN = "sandbox-access-token"  # noqa: S105 - the sandbox's own, not a credential
 MAX_HISTORY_MONTHS = 37
 ALL_STATUSES = {
@@ -578,7 +581,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 error_type="OAuthException",
             )
         breakdowns = _json_param(query, "breakdowns", [])
-        windows = _json_param(query, "action_attribution_windows", [])
+        # Like Meta since 2026-01-12: a retired or unknown window is left out, not refused.
+        windows = [
+            w for w in _json_param(query, "action_attribution_windows", []) if w in SERVED_WINDOWS
+        ]
         fields = set((query.get("fields") or [""])[0].split(","))
         statuses = self._status_filter(query, "ad")
         wanted: dict[str, set[str]] = {}
