@@ -4,11 +4,19 @@ missing from old breakdown queries, failed report runs carry their error details
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import requests
 
-from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
+from metrics_pipeline.catalog import build_catalog
+from metrics_pipeline.definitions import build_definitions
+from metrics_pipeline.runner import materialize_window
+from metrics_pipeline.sandbox.ground_truth import day_truth
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline_tests.conftest import make_resources
+from metrics_pipeline_tests.helpers import local_today
+from metrics_pipeline_tests.truth import normal_expected, stored_kpis
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_TOKEN}"}
 ACCOUNT = "act_1000000001"
@@ -46,3 +54,38 @@ def test_retired_windows_are_left_out_and_served_ones_split_the_value(sandbox, n
         assert set(action) == {"action_type", "value", "7d_click", "1d_view", "1d_ev"}
         # Click and view windows partition the conversions the unified value counts.
         assert int(action["7d_click"]) + int(action["1d_view"]) == int(action["value"])
+
+
+# The world's campaigns run from 400 days before NOW; "today" is pinned 14 months after the
+# backfilled days so they are both in the world and over 13 months back.
+LATER = datetime(2026, 12, 21, 20, 0, tzinfo=UTC)
+OLD_DAYS = [date(2025, 10, 20), date(2025, 10, 21), date(2025, 10, 22)]
+
+
+def test_breakdowns_starting_over_13_months_back_come_without_reach(world):
+    with SandboxServer(world, now=LATER) as sandbox:
+        old = insights(sandbox, OLD_DAYS[0])
+        # 2025-11-21 is within 13 months of 2026-12-21 in every account's timezone.
+        recent = insights(sandbox, date(2025, 11, 22))
+    assert old and all("reach" not in row for row in old)
+    assert recent and all(int(row["reach"]) > 0 for row in recent)
+
+
+def test_a_backfill_14_months_back_stores_null_reach_and_true_daily_kpis(
+    world, demo_clients, warehouse_url, instance
+):
+    catalog = build_catalog(demo_clients, history_start="2025-06-01")
+    client = "harbour_view_hotel"
+    with SandboxServer(world, now=LATER) as sandbox:
+        defs = build_definitions(catalog, make_resources(sandbox.url, warehouse_url, now=LATER))
+        outcome = materialize_window(defs, catalog, instance, OLD_DAYS[0], OLD_DAYS[-1], [client])
+    assert outcome.success, outcome.errors
+    warehouse = WarehouseResource(url=warehouse_url)
+    raw = warehouse.read("meta_insights", {"client_id": client})
+    assert len(raw) > 0 and raw["reach"].isna().all()
+    daily = warehouse.read("daily_kpi_data", {"client_id": client})
+    assert sorted(daily["date"]) == OLD_DAYS
+    today = local_today(world, ACCOUNT, LATER)
+    for row in daily.to_dict("records"):
+        truth = day_truth(world, ACCOUNT, row["date"], 0, today)
+        assert stored_kpis(row) == normal_expected(truth), row["date"]

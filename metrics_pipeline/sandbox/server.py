@@ -32,6 +32,21 @@ from metrics_pipeline.sandbox.faults import (
 from metrics_pipeline.sandbox.render import actions_of, format_minor, format_time
 from metrics_pipeline.sandbox.world import AdObject, World
 
+REACH_MONTHS = 13
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day `months` calendar months earlier (the month's last day when shorter)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month + 1, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
 # The attribution windows Meta still returns (7d_view and 28d_view stopped on 2026-01-12).
 SERVED_WINDOWS = ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
 
@@ -592,6 +607,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if rule.get("field") in ("campaign.id", "adset.id") and rule.get("operator") == "IN":
                 wanted[rule["field"]] = {str(v) for v in rule.get("value") or []}
         self._day_faults = self.state.faults.data_faults_by_day(account_id)
+        # Like Meta since 2025-06-10: no reach for breakdowns starting over 13 months back.
+        no_reach = bool(breakdowns) and since < months_before(today, REACH_MONTHS)
         rows: list[dict] = []
         day = since
         while day <= until:
@@ -608,18 +625,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     )
                     if events is None:
                         continue
-                    rows.append(
-                        self._insight_row(
-                            account,
-                            ad,
-                            day,
-                            country,
-                            events,
-                            fields,
-                            windows,
-                            "country" in breakdowns,
-                        )
+                    row = self._insight_row(
+                        account, ad, day, country, events, fields, windows, "country" in breakdowns
                     )
+                    if no_reach:
+                        row.pop("reach", None)
+                    rows.append(row)
             day += timedelta(days=1)
         return self._mangle(account_id, since, until, rows)
 
