@@ -89,3 +89,44 @@ def test_a_backfill_14_months_back_stores_null_reach_and_true_daily_kpis(
     for row in daily.to_dict("records"):
         truth = day_truth(world, ACCOUNT, row["date"], 0, today)
         assert stored_kpis(row) == normal_expected(truth), row["date"]
+
+
+class RecordingLog:
+    """The client's log, kept: a stand-in for Dagster's step log, nothing else changes."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(("info", message))
+
+    def warning(self, message: str) -> None:
+        self.lines.append(("warning", message))
+
+    def error(self, message: str) -> None:
+        self.lines.append(("error", message))
+
+
+def test_a_failed_report_names_its_code_subcode_title_and_user_message(world, now):
+    with SandboxServer(world, now=now) as sandbox:
+        sandbox.inject("report_failed", count=1, account=ACCOUNT.removeprefix("act_"))
+        log = RecordingLog()
+        api = make_resources(sandbox.url, "sqlite://", now=now, sync_max_days=1)["meta"].client(log)
+        days = (now.date() - timedelta(days=5), now.date() - timedelta(days=3))
+        chunks = list(api.insight_chunks(ACCOUNT, *days, ("7d_click",), "harbour_view_hotel"))
+        # Straight from the sandbox: what a v25.0 failed job carries.
+        (failed,) = [k for k, r in sandbox.state.reports.items() if r["fault"] == "report_failed"]
+        status = requests.get(f"{sandbox.url}/v25.0/{failed}", headers=AUTH, timeout=10).json()
+    assert sum(len(rows) for _, _, rows in chunks) > 0  # the retry completed the range
+    assert status["async_status"] == "Job Failed"
+    assert isinstance(status["error_code"], int) and status["error_code"] < 0
+    for key in ("error_message", "error_subcode", "error_user_title", "error_user_msg"):
+        assert status[key], key
+    (line,) = [m for level, m in log.lines if level == "warning" and "Job Failed" in m]
+    assert line == (
+        "Report for client 'harbour_view_hotel', account act_1000000001, insights "
+        f"{days[0]}..{days[1]} ended as 'Job Failed' (code {status['error_code']}, subcode "
+        f"{status['error_subcode']}, message {status['error_message']!r}, title "
+        f"{status['error_user_title']!r}, user message {status['error_user_msg']!r}) "
+        "(attempt 1)"
+    )

@@ -33,6 +33,14 @@ from metrics_pipeline.sandbox.render import actions_of, format_minor, format_tim
 from metrics_pipeline.sandbox.world import AdObject, World
 
 REACH_MONTHS = 13
+# What a failed async report run carries since v25.0 (error_code is a signed int).
+REPORT_FAILURE = {
+    "error_code": -2,
+    "error_message": "The report could not be generated",
+    "error_subcode": 1487534,
+    "error_user_title": "Report too large",
+    "error_user_msg": "Ask for fewer days or fewer breakdowns and try again.",
+}
 
 
 def months_before(day: date, months: int) -> date:
@@ -739,12 +747,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             else:
                 share = int(100 * elapsed / self.state.report_seconds)
                 status, percent = ("Job Started" if share < 10 else "Job Running"), share
-        return {
+        answer: dict[str, Any] = {
             "id": report_id,
             "account_id": report["account_id"],
             "async_status": status,
             "async_percent_completion": percent,
         }
+        if report["fault"] == "report_failed":
+            answer.update(REPORT_FAILURE)  # v25.0: a failed job says why
+        return answer
 
     def _limit(self, query: dict[str, list[str]]) -> int:
         try:
