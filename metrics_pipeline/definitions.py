@@ -10,7 +10,7 @@ from metrics_pipeline.assets.health.collection_health import build_collection_he
 from metrics_pipeline.assets.kpis.campaign_summaries import build_campaign_summaries
 from metrics_pipeline.assets.kpis.checks import build_daily_kpi_checks
 from metrics_pipeline.assets.kpis.daily_kpi_data import build_daily_kpi_data
-from metrics_pipeline.assets.meta.checks import build_meta_insights_checks
+from metrics_pipeline.assets.meta.checks import build_api_version_check, build_meta_insights_checks
 from metrics_pipeline.assets.meta.meta_ad_objects import build_meta_ad_objects
 from metrics_pipeline.assets.meta.meta_insights import build_meta_insights
 from metrics_pipeline.assets.serving.checks import build_serving_checks
@@ -36,9 +36,10 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
     weekly, monthly = build_campaign_summaries(catalog, daily_kpi_data)
     cache = build_current_week_cache(catalog, daily_kpi_data)
     rollups = build_client_kpi_rollups(catalog, daily_kpi_data)
+    meta_ad_objects = build_meta_ad_objects(catalog)
     assets = [
         build_collection_health(catalog),
-        build_meta_ad_objects(catalog),
+        meta_ad_objects,
         meta_insights,
         daily_kpi_data,
         weekly,
@@ -47,6 +48,7 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
         rollups,
     ]
     checks = [
+        *build_api_version_check(meta_ad_objects),
         *build_meta_insights_checks(catalog, meta_insights),
         *build_daily_kpi_checks(catalog, daily_kpi_data),
         *build_serving_checks(catalog, weekly, monthly, cache, rollups),

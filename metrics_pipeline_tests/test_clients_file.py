@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_pipeline.config.clients import ClientsFileError, parse_clients
+from metrics_pipeline.config.clients import (
+    BUNDLED_CLIENTS_FILE,
+    ClientsFileError,
+    load_clients,
+    parse_clients,
+)
 
 GOOD = """
 clients:
@@ -60,3 +65,33 @@ def test_bad_files_name_the_client_and_field(text, message):
         parse_clients(text, source="clients.yaml")
     assert message in str(error.value)
     assert str(error.value).startswith("clients.yaml: ")
+
+
+SERVED = "1d_click, 7d_click, 28d_click, 1d_view, 1d_ev"
+
+
+@pytest.mark.parametrize("window", ["7d_view", "28d_view"])
+def test_a_retired_attribution_window_is_refused_naming_when_and_what_is_served(window):
+    text = GOOD + f"    attribution_windows: [7d_click, {window}]\n"
+    with pytest.raises(ClientsFileError) as error:
+        parse_clients(text, source="clients.yaml")
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.endswith(
+        f"client 'lakeside', field 'attribution_windows': attribution window {window!r} is no "
+        f"longer returned by Meta since 2026-01-12; windows still served: {SERVED}"
+    )
+
+
+def test_every_window_meta_still_serves_is_accepted():
+    (client,) = parse_clients(GOOD + f"    attribution_windows: [{SERVED}]\n")
+    assert client.attribution_windows == ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
+
+
+def test_the_bundled_demo_clients_still_load():
+    assert {c.id for c in load_clients(BUNDLED_CLIENTS_FILE)} == {
+        "harbour_view_hotel",
+        "canyon_lodge",
+        "altstadt_apartments",
+        "sakura_ryokan",
+    }

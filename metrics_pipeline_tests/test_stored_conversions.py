@@ -144,7 +144,7 @@ def test_a_version_1_warehouse_is_migrated_and_its_rows_still_count(
     with engine.connect() as connection:
         version = connection.execute(sa.text("SELECT version FROM warehouse_schema")).scalar()
     engine.dispose()
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
 
     _derive_daily(
         build_definitions(catalog, make_resources(sandbox.url, migrated_url)), instance, days

@@ -6,6 +6,7 @@ QUALITY = "quality"
 COMPLETENESS = "completeness"
 CONSISTENCY = "consistency"
 FRESHNESS = "freshness"
+API_VERSION = "api_version"
 HISTORY_CHECKS = (COMPLETENESS, FRESHNESS)
 
 

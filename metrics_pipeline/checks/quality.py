@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+import pandas as pd
 from sqlalchemy import ColumnElement, Table, or_
 
 from metrics_pipeline.config.clients import QualityConfig
@@ -55,6 +56,11 @@ def _number(value: object) -> Decimal | None:
     except ArithmeticError:
         return None
     return number if number.is_finite() else None
+
+
+def _missing(value: object) -> bool:
+    """NULL as read back through pandas: None, NaN or NA."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def judge_day(row: Mapping[str, object], quality: QualityConfig) -> DayVerdict:
@@ -109,10 +115,11 @@ def judge_day(row: Mapping[str, object], quality: QualityConfig) -> DayVerdict:
 def suspect_insight_rows(table: Table) -> ColumnElement[bool]:
     """The rows `judge_insight_rows` could find fault with, as a condition the database
     evaluates, so a check over a backfill reads a handful of rows instead of all of them."""
-    numbers = [table.c[c] for c in ("spend", "impressions", "clicks", "reach")]
+    numbers = [table.c[c] for c in ("spend", "impressions", "clicks")]
     return or_(
         *(c.is_(None) for c in numbers),
         *(c < 0 for c in numbers),
+        table.c.reach < 0,  # NULL reach is Meta not returning it, not a bad number
         table.c.spend >= 10**16,  # PostgreSQL sorts a numeric NaN above every number
         table.c.clicks > table.c.impressions,
     )
@@ -124,6 +131,8 @@ def judge_insight_rows(rows: list[Mapping[str, object]]) -> list[Finding]:
     for row in rows:
         where = f"ad {row['ad_id']} / {row['country']}"
         for column in ("spend", "impressions", "clicks", "reach"):
+            if column == "reach" and _missing(row[column]):
+                continue  # not returned by Meta for old breakdown queries
             number = _number(row[column])
             if number is None or number < 0:
                 findings.append(

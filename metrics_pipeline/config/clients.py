@@ -24,13 +24,13 @@ from metrics_pipeline.domain.conversions import (
     MetricRule,
 )
 from metrics_pipeline.domain.money import is_known_currency
+from metrics_pipeline.meta.versions import RETIRED_WINDOWS, SERVED_WINDOWS
 
 BUNDLED_CLIENTS_FILE = Path(__file__).with_name("demo_clients.yaml")
 CLIENTS_FILE_ENV = "METRICS_CLIENTS_FILE"
 # Characters Dagster reserves in partition keys.
 _RESERVED_ID_CHARACTERS = set("|,[]*")
 DEFAULT_ATTRIBUTION_WINDOWS = ("7d_click", "1d_view")
-_WINDOW_PATTERN = re.compile(r"^(1d|7d|28d)_(click|view)$|^1d_ev$")
 
 
 class ClientsFileError(ValueError):
@@ -164,9 +164,16 @@ class ClientConfig(_Strict):
     @field_validator("attribution_windows")
     @classmethod
     def _windows(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        served = ", ".join(SERVED_WINDOWS)
         for window in value:
-            if not _WINDOW_PATTERN.match(window):
-                raise ValueError(f"unknown attribution window {window!r}")
+            if window in RETIRED_WINDOWS:
+                # Meta would silently leave the window out: refuse it instead of storing nothing.
+                raise ValueError(
+                    f"attribution window {window!r} is no longer returned by Meta since "
+                    f"{RETIRED_WINDOWS[window]}; windows still served: {served}"
+                )
+            if window not in SERVED_WINDOWS:
+                raise ValueError(f"unknown attribution window {window!r}; windows served: {served}")
         return value
 
     @property

@@ -619,7 +619,7 @@ class GraphApiClient:
             if state == "Job Completed":
                 break
             if state in ("Job Failed", "Job Skipped"):
-                raise ReportFailedError(f"ended as {state!r}")
+                raise ReportFailedError(f"ended as {state!r}{_failure_details(status)}")
             now = time.monotonic()
             if percent != last_progress:
                 last_progress, progressed_at = percent, now
@@ -649,6 +649,25 @@ def _page_key(url: str, query: Mapping[str, Any]) -> tuple[str, tuple[tuple[str,
 
 class ReportFailedError(RuntimeError):
     """An async insights job that failed or stopped making progress."""
+
+
+def _failure_details(status: Mapping[str, Any]) -> str:
+    """What a failed report run says about itself (v25.0 and later), on one line."""
+    parts = [
+        f"{label} {status[key]}"
+        for key, label in (("error_code", "code"), ("error_subcode", "subcode"))
+        if status.get(key) not in (None, "")
+    ]
+    parts += [
+        f"{label} {' '.join(str(status[key]).split())!r}"
+        for key, label in (
+            ("error_message", "message"),
+            ("error_user_title", "title"),
+            ("error_user_msg", "user message"),
+        )
+        if status.get(key)
+    ]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,11 @@ def parse_insight_rows(
                 problem = RowProblem(client_id, day, "spend", raw.get("spend"), str(exc))
         for name in COUNT_FIELDS:
             if problem is None:
+                if name == "reach" and raw.get(name) is None:
+                    # Meta leaves reach out of breakdown queries reaching over 13 months back:
+                    # unknown, stored as NULL, never as zero people.
+                    record[name] = None
+                    continue
                 try:
                     record[name] = _count(raw.get(name, "0"))
                 except ValueError as exc:

@@ -32,6 +32,32 @@ from metrics_pipeline.sandbox.faults import (
 from metrics_pipeline.sandbox.render import actions_of, format_minor, format_time
 from metrics_pipeline.sandbox.world import AdObject, World
 
+REACH_MONTHS = 13
+# What a failed async report run carries since v25.0 (error_code is a signed int).
+REPORT_FAILURE = {
+    "error_code": -2,
+    "error_message": "The report could not be generated",
+    "error_subcode": 1487534,
+    "error_user_title": "Report too large",
+    "error_user_msg": "Ask for fewer days or fewer breakdowns and try again.",
+}
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day `months` calendar months earlier (the month's last day when shorter)."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month + 1, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+# The attribution windows Meta still returns (7d_view and 28d_view stopped on 2026-01-12).
+SERVED_WINDOWS = ("1d_click", "7d_click", "28d_click", "1d_view", "1d_ev")
+
 SANDBOX_TOKEN = "sandbox-access-token"  # noqa: S105 - the sandbox's own, not a credential
 MAX_HISTORY_MONTHS = 37
 ALL_STATUSES = {
@@ -578,7 +604,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 error_type="OAuthException",
             )
         breakdowns = _json_param(query, "breakdowns", [])
-        windows = _json_param(query, "action_attribution_windows", [])
+        # Like Meta since 2026-01-12: a retired or unknown window is left out, not refused.
+        windows = [
+            w for w in _json_param(query, "action_attribution_windows", []) if w in SERVED_WINDOWS
+        ]
         fields = set((query.get("fields") or [""])[0].split(","))
         statuses = self._status_filter(query, "ad")
         wanted: dict[str, set[str]] = {}
@@ -586,6 +615,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
             if rule.get("field") in ("campaign.id", "adset.id") and rule.get("operator") == "IN":
                 wanted[rule["field"]] = {str(v) for v in rule.get("value") or []}
         self._day_faults = self.state.faults.data_faults_by_day(account_id)
+        # Like Meta since 2025-06-10: no reach for breakdowns starting over 13 months back.
+        no_reach = bool(breakdowns) and since < months_before(today, REACH_MONTHS)
         rows: list[dict] = []
         day = since
         while day <= until:
@@ -602,18 +633,12 @@ class SandboxHandler(BaseHTTPRequestHandler):
                     )
                     if events is None:
                         continue
-                    rows.append(
-                        self._insight_row(
-                            account,
-                            ad,
-                            day,
-                            country,
-                            events,
-                            fields,
-                            windows,
-                            "country" in breakdowns,
-                        )
+                    row = self._insight_row(
+                        account, ad, day, country, events, fields, windows, "country" in breakdowns
                     )
+                    if no_reach:
+                        row.pop("reach", None)
+                    rows.append(row)
             day += timedelta(days=1)
         return self._mangle(account_id, since, until, rows)
 
@@ -722,12 +747,15 @@ class SandboxHandler(BaseHTTPRequestHandler):
             else:
                 share = int(100 * elapsed / self.state.report_seconds)
                 status, percent = ("Job Started" if share < 10 else "Job Running"), share
-        return {
+        answer: dict[str, Any] = {
             "id": report_id,
             "account_id": report["account_id"],
             "async_status": status,
             "async_percent_completion": percent,
         }
+        if report["fault"] == "report_failed":
+            answer.update(REPORT_FAILURE)  # v25.0: a failed job says why
+        return answer
 
     def _limit(self, query: dict[str, list[str]]) -> int:
         try:

@@ -18,7 +18,7 @@ from sqlalchemy import (
 
 from metrics_pipeline.domain.insight_kpis import FINGERPRINT_COLUMN, STORED_CONVERSION_COUNTS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -120,7 +120,8 @@ meta_insights = Table(
     Column("spend", MONEY, nullable=False),
     Column("impressions", BigInteger, nullable=False),
     Column("clicks", BigInteger, nullable=False),
-    Column("reach", BigInteger, nullable=False),
+    # NULL when Meta leaves reach out (breakdown queries starting over 13 months back).
+    Column("reach", BigInteger),
     # As returned by the API: JSON arrays of {action_type, value, <window>: ...}.
     Column("actions", Text, nullable=False),
     Column("action_values", Text, nullable=False),

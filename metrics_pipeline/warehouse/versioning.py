@@ -31,8 +31,28 @@ def _add_columns(version: int) -> Callable[[Connection], None]:
     return migrate
 
 
+def _reach_nullable(connection: Connection) -> None:
+    """Version 3: meta_insights.reach may be NULL (Meta no longer returns it for old days)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text('ALTER TABLE "meta_insights" ALTER COLUMN "reach" DROP NOT NULL'))
+        return
+    # SQLite cannot drop a NOT NULL: the table is rebuilt with the same rows.
+    table = schema.metadata.tables["meta_insights"]
+    columns = ", ".join(f'"{c.name}"' for c in table.columns)
+    connection.execute(text('ALTER TABLE "meta_insights" RENAME TO "meta_insights_v2"'))
+    table.create(connection)
+    connection.execute(
+        # Column names from the package's own schema, never from input.
+        text(f'INSERT INTO "meta_insights" ({columns}) SELECT {columns} FROM "meta_insights_v2"')  # noqa: S608
+    )
+    connection.execute(text('DROP TABLE "meta_insights_v2"'))
+
+
 # version -> function migrating a warehouse from that version to the next one.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _add_columns(2)}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _add_columns(2),
+    2: _reach_nullable,
+}
 
 
 class WarehouseSchemaError(RuntimeError):
