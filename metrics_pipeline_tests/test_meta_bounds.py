@@ -31,6 +31,8 @@ from metrics_pipeline_tests.conftest import NOW, make_instance, make_resources
 from metrics_pipeline_tests.helpers import days_between, local_today
 
 ACCOUNT = "act_1000000001"
+# The version the test clients call, so request paths do not follow the default.
+API_VERSION = "v25.0"
 SITE = CallSite("harbor_view", ACCOUNT, "bounds")
 T = TypeVar("T")
 
@@ -58,6 +60,7 @@ def make_client(base_url: str, **settings: Any) -> GraphApiClient:
     resource = MetaAdsResource(
         access_token=SANDBOX_TOKEN,
         base_url=base_url,
+        api_version=API_VERSION,
         **{
             "backoff_base_seconds": 0.05,
             "backoff_max_seconds": 0.2,
@@ -104,7 +107,7 @@ def test_server_errors_keep_the_long_budget(fault_sandbox):
     body = finish_within(10, lambda: client.account(ACCOUNT, SITE))
     assert body["id"] == ACCOUNT
     assert fault.fired == 4
-    assert len(requests_to(fault_sandbox, f"/v24.0/{ACCOUNT}")) == 5
+    assert len(requests_to(fault_sandbox, f"/{API_VERSION}/{ACCOUNT}")) == 5
 
 
 def test_configuration_errors_are_found_through_the_exception_chain():
@@ -177,7 +180,7 @@ def test_a_repeated_page_is_refused(fault_sandbox):
     with pytest.raises(MetaApiError, match=r"paging\.next repeats a page after page 1"):
         finish_within(10, lambda: client.objects(ACCOUNT, "ads", SITE))
     assert fault.fired == 1
-    assert len(requests_to(fault_sandbox, f"/v24.0/{ACCOUNT}/ads")) == 1
+    assert len(requests_to(fault_sandbox, f"/{API_VERSION}/{ACCOUNT}/ads")) == 1
 
 
 def test_a_page_with_more_rows_than_asked_is_refused(fault_sandbox):
@@ -196,7 +199,7 @@ def test_pages_per_query_are_capped(fault_sandbox, world):
     client = make_client(fault_sandbox.url, page_size=5, max_pages_per_query=3)
     with pytest.raises(MetaApiError, match="more than 3 pages"):
         finish_within(10, lambda: client.objects(ACCOUNT, "ads", SITE))
-    assert len(requests_to(fault_sandbox, f"/v24.0/{ACCOUNT}/ads")) == 3
+    assert len(requests_to(fault_sandbox, f"/{API_VERSION}/{ACCOUNT}/ads")) == 3
 
 
 def test_a_body_over_the_byte_cap_is_not_read_to_the_end(fault_sandbox):
@@ -247,7 +250,7 @@ def test_a_report_that_creeps_forever_is_given_up_and_started_again(fault_sandbo
     )
     assert time.monotonic() - started < 5
     assert fault.fired == 1
-    posts = [r for r in requests_to(fault_sandbox, f"/v24.0/{ACCOUNT}/insights")]
+    posts = [r for r in requests_to(fault_sandbox, f"/{API_VERSION}/{ACCOUNT}/insights")]
     assert [r["method"] for r in posts] == ["POST", "POST"]  # retried once, not split
     today = local_today(world, ACCOUNT, NOW)
     expected = sum(day_truth(world, ACCOUNT, d, 0, today).rows for d in days_between(since, until))
