@@ -161,11 +161,12 @@ def test_completeness_reports_the_missing_pairs(world, demo_clients, instance, t
     result = latest_outcome(instance, "daily_kpi_data:completeness")
     assert not result.passed
     assert result.offending == [{"client": "altstadt_apartments", "date": str(gap)}]
-    assert result.figures["completeness_pct"] == round(100 * 5 / 6, 3)
+    assert result.figures["completeness_pct"] == 83.33  # 5 of 6 days, to the hundredth
     assert result.figures["days_expected"] == 6
     health = WarehouseResource(url=url).read("collection_health").iloc[0]
     assert (health["missing_days"], health["successful_days"]) == (1, 5)
     assert health["missing_dates"] == str(gap)
+    assert float(health["completeness_pct"]) == 83.33  # the check's number
 
 
 def test_freshness_fails_when_the_cache_is_older_than_15_minutes(setup, catalog, instance):

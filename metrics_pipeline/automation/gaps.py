@@ -4,7 +4,6 @@ them, a bounded number at a time, as ranged runs."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetKey,
@@ -19,7 +18,7 @@ from dagster import (
 from metrics_pipeline.automation.status import sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import Period, settled_yesterday
+from metrics_pipeline.domain.periods import SETTLE_HOURS, due_days
 from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.partitions import RANGE_END, RANGE_START, contiguous_ranges
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -44,11 +43,7 @@ def missing_days(
     """Per client, the settled days of the history window with no daily_kpi_data."""
     gaps: dict[str, list[date]] = {}
     for client_id, tz in zones.items():
-        yesterday = settled_yesterday(moment, tz, settle_hours)
-        if yesterday is None:  # today is still young there: the day before is settled
-            yesterday = moment.astimezone(ZoneInfo(tz)).date() - timedelta(days=2)
-        first = max(catalog.partitions.history_start, yesterday - timedelta(days=history_days - 1))
-        wanted = Period(first, yesterday).days() if first <= yesterday else []
+        wanted = due_days(catalog.partitions.history_start, moment, tz, settle_hours, history_days)
         missing = [d for d in wanted if f"{client_id}|{d}" not in materialized]
         if missing:
             gaps[client_id] = missing
@@ -60,7 +55,7 @@ def build_gap_sensor(
     collect_job,
     history_days: int = 90,
     max_partitions: int = 60,
-    settle_hours: int = 2,
+    settle_hours: int = SETTLE_HOURS,
 ):
     @sensor(
         name="gap_backfill_sensor",

@@ -11,18 +11,22 @@ import re
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from metrics_pipeline.domain.conversions import (
-    COUNT_RULE_METRICS,
-    DEFAULT_MAPPING,
-    ConversionMapping,
-    MetricRule,
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
 )
+
+from metrics_pipeline.domain.conversions import ConversionMapping, MetricRule, default_mapping
+from metrics_pipeline.domain.metrics import METRICS, MetricRegistry
 from metrics_pipeline.domain.money import is_known_currency
 from metrics_pipeline.meta.versions import RETIRED_WINDOWS, SERVED_WINDOWS
 
@@ -56,36 +60,43 @@ class RuleConfig(_Strict):
         return self
 
 
-class ConversionsConfig(_Strict):
-    click_to_call: RuleConfig | None = None
-    email_contacts: RuleConfig | None = None
-    booking_step_1: RuleConfig | None = None
-    booking_step_2: RuleConfig | None = None
-    booking_step_3: RuleConfig | None = None
-    reservations: RuleConfig | None = None
-    reservation_value: RuleConfig | None = None
+class _ConversionsBase(_Strict):
+    """A client's conversion rules; `conversions_model` adds one optional field per
+    metric of the registry that has a rule."""
+
+    registry: ClassVar[MetricRegistry]
     total_conversions: tuple[str, ...] | None = None
 
     @field_validator("total_conversions")
     @classmethod
     def _known_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        known = [m.name for m in cls.registry.count_rule_metrics]
         for metric in value or ():
-            if metric not in COUNT_RULE_METRICS:
-                raise ValueError(f"unknown metric {metric!r}; use {', '.join(COUNT_RULE_METRICS)}")
+            if metric not in known:
+                raise ValueError(f"unknown metric {metric!r}; use {', '.join(known)}")
         return value
 
     def to_mapping(self) -> ConversionMapping:
-        rules = dict(DEFAULT_MAPPING.rules)
-        for metric in COUNT_RULE_METRICS:
-            configured = getattr(self, metric)
+        default = default_mapping(self.registry)
+        rules = dict(default.rules)
+        for metric in self.registry.rule_metrics:
+            configured = getattr(self, metric.name)
             if configured is not None:
-                rules[metric] = MetricRule(configured.action_types, configured.combine)
-        if self.reservation_value is not None:
-            rules["reservation_value_cents"] = MetricRule(
-                self.reservation_value.action_types, self.reservation_value.combine
-            )
-        total = self.total_conversions or DEFAULT_MAPPING.total_conversions
-        return ConversionMapping(rules=rules, total_conversions=tuple(total))
+                rules[metric.frame_column] = MetricRule(configured.action_types, configured.combine)
+        total = self.total_conversions or default.total_conversions
+        return ConversionMapping(rules, tuple(total), self.registry)
+
+
+def conversions_model(metrics: MetricRegistry = METRICS) -> type[_ConversionsBase]:
+    """The clients file's `conversions` section for `metrics`: each metric with a rule may
+    override it under its own name."""
+    fields: dict[str, Any] = {m.name: (RuleConfig | None, None) for m in metrics.rule_metrics}
+    model = create_model("ConversionsConfig", __base__=_ConversionsBase, **fields)
+    model.registry = metrics
+    return model
+
+
+ConversionsConfig = conversions_model()
 
 
 class TargetsConfig(_Strict):
@@ -210,7 +221,23 @@ class ClientsFile(_Strict):
         return self
 
 
-def parse_clients(text: str, source: str = "clients file") -> tuple[ClientConfig, ...]:
+@cache
+def clients_file_model(metrics: MetricRegistry = METRICS) -> type[ClientsFile]:
+    """The whole clients file for `metrics`: each client's `conversions` per `conversions_model`."""
+    if metrics is METRICS:
+        return ClientsFile
+    conversions = conversions_model(metrics)
+    client = create_model(
+        "ClientConfig", __base__=ClientConfig, conversions=(conversions, conversions())
+    )
+    return create_model(
+        "ClientsFile", __base__=ClientsFile, clients=(tuple[client, ...], Field(min_length=1))
+    )
+
+
+def parse_clients(
+    text: str, source: str = "clients file", metrics: MetricRegistry = METRICS
+) -> tuple[ClientConfig, ...]:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -218,7 +245,7 @@ def parse_clients(text: str, source: str = "clients file") -> tuple[ClientConfig
     if not isinstance(document, dict) or not isinstance(document.get("clients"), list):
         raise ClientsFileError(f"{source}: expected a mapping with a 'clients' list")
     try:
-        return ClientsFile.model_validate(document).clients
+        return clients_file_model(metrics).model_validate(document).clients
     except ValidationError as exc:
         errors = exc.errors()
         # An invalid entry also makes the list look empty; report only the real problems.

@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
 
+from metrics_pipeline.domain.metrics import METRICS, Combine, MetricRegistry
 from metrics_pipeline.domain.money import parse_amount_cents
 
 PURCHASE_SYNONYMS = frozenset(
@@ -30,16 +30,6 @@ LEAD_SYNONYMS = frozenset(
 )
 SYNONYM_GROUPS = (PURCHASE_SYNONYMS, LEAD_SYNONYMS)
 
-# Count metrics read from `actions`; `reservation_value` is read from `action_values`.
-COUNT_RULE_METRICS = (
-    "click_to_call",
-    "email_contacts",
-    "booking_step_1",
-    "booking_step_2",
-    "booking_step_3",
-    "reservations",
-)
-PURCHASE_TYPES = ("omni_purchase", "purchase", "offsite_conversion.fb_pixel_purchase")
 # Raised whenever `conversion_metrics` changes what it computes, so conversion metrics
 # stored with an older fingerprint are derived again (see `mapping_fingerprint`).
 CONVERSION_RULES_REVISION = 1
@@ -57,7 +47,7 @@ class ActionValueError(ValueError):
 @dataclass(frozen=True)
 class MetricRule:
     action_types: tuple[str, ...]
-    combine: Literal["first", "sum"] = "first"
+    combine: Combine = "first"
 
     def overlapping_synonyms(self) -> set[str]:
         if self.combine != "sum":
@@ -72,9 +62,12 @@ class MetricRule:
 
 @dataclass(frozen=True)
 class ConversionMapping:
+    # By each metric's frame column (money in hundredths: `reservation_value_cents`).
     rules: Mapping[str, MetricRule] = field(default_factory=dict)
     # total_conversions is the sum of these metrics (distinct outcomes, never synonyms).
-    total_conversions: tuple[str, ...] = ("reservations", "click_to_call", "email_contacts")
+    total_conversions: tuple[str, ...] = METRICS.total_conversions
+    # Which metrics the rules compute; not part of the fingerprint (the rules are).
+    metrics: MetricRegistry = field(default=METRICS, compare=False)
 
     @cached_property
     def action_types(self) -> frozenset[str]:
@@ -82,16 +75,13 @@ class ConversionMapping:
         return frozenset(t for rule in self.rules.values() for t in rule.action_types)
 
 
-DEFAULT_RULES: dict[str, MetricRule] = {
-    "click_to_call": MetricRule(("click_to_call_native_call_placed",)),
-    "email_contacts": MetricRule(("lead", "offsite_conversion.fb_pixel_lead")),
-    "booking_step_1": MetricRule(("offsite_conversion.fb_pixel_search",)),
-    "booking_step_2": MetricRule(("offsite_conversion.fb_pixel_initiate_checkout",)),
-    "booking_step_3": MetricRule(("offsite_conversion.fb_pixel_add_payment_info",)),
-    "reservations": MetricRule(PURCHASE_TYPES),
-    "reservation_value_cents": MetricRule(PURCHASE_TYPES),
-}
-DEFAULT_MAPPING = ConversionMapping(rules=DEFAULT_RULES)
+def default_mapping(metrics: MetricRegistry = METRICS) -> ConversionMapping:
+    """Every conversion metric of `metrics` under its default rule."""
+    rules = {m.frame_column: MetricRule(m.action_types, m.combine) for m in metrics.rule_metrics}
+    return ConversionMapping(rules, metrics.total_conversions, metrics)
+
+
+DEFAULT_MAPPING = default_mapping()
 
 
 def _index(
@@ -132,10 +122,13 @@ def conversion_metrics(
     """The conversion metrics of one insight row, from its `value` (default attribution)."""
     counts = _index(actions, mapping.action_types)
     values = _index(action_values, mapping.action_types)
-    result = {m: _apply(mapping.rules[m], counts, _count) for m in COUNT_RULE_METRICS}
-    result["reservation_value_cents"] = _apply(
-        mapping.rules["reservation_value_cents"], values, _cents
-    )
+    result = {}
+    for metric in mapping.metrics.rule_metrics:
+        rule = mapping.rules[metric.frame_column]
+        if metric.kind == "money":  # read from action values
+            result[metric.frame_column] = _apply(rule, values, _cents)
+        else:
+            result[metric.frame_column] = _apply(rule, counts, _count)
     result["total_conversions"] = sum(result[m] for m in mapping.total_conversions)
     return result
 

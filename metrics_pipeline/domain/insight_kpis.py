@@ -13,20 +13,20 @@ from collections.abc import Mapping
 import orjson
 import pandas as pd
 
-from metrics_pipeline.domain.conversions import (
-    COUNT_RULE_METRICS,
-    ConversionMapping,
-    conversion_metrics,
-)
+from metrics_pipeline.domain.conversions import ConversionMapping, conversion_metrics
 from metrics_pipeline.domain.kpis import ADDITIVE_METRICS
+from metrics_pipeline.domain.metrics import METRICS
 from metrics_pipeline.domain.money import cents_to_decimal, decimal_to_cents
 
 KEY_COLUMNS = ("date", "campaign_id", "campaign_name")
 # The columns of meta_insights that KPIs are made of when derived from the actions.
 INPUT_COLUMNS = (*KEY_COLUMNS, "spend", "impressions", "clicks", "actions", "action_values")
-# Conversion metrics as stored on each meta_insights row: counts, and money as a decimal.
-STORED_CONVERSION_COUNTS = (*COUNT_RULE_METRICS, "total_conversions")
-STORED_CONVERSION_COLUMNS = (*STORED_CONVERSION_COUNTS, "reservation_value")
+# Conversion metrics as stored on each meta_insights row (in that table's column order:
+# the counts read by a rule, then their total, then money as a decimal).
+_RULE_TOTALS = [m.name for m in METRICS.conversion_metrics if m.kind == "count" and not m.has_rule]
+STORED_CONVERSION_COUNTS = (*(m.name for m in METRICS.count_rule_metrics), *_RULE_TOTALS)
+_CONVERSION_MONEY = [m for m in METRICS.conversion_metrics if m.kind == "money"]
+STORED_CONVERSION_COLUMNS = (*STORED_CONVERSION_COUNTS, *(m.name for m in _CONVERSION_MONEY))
 # The columns summed per (date, campaign) when every row's stored metrics are current.
 SUMMED_COLUMNS = ("spend", "impressions", "clicks", *STORED_CONVERSION_COLUMNS)
 FINGERPRINT_COLUMN = "conversions_fingerprint"
@@ -37,7 +37,8 @@ INPUT_FRAME_COLUMNS = [*KEY_COLUMNS, *ADDITIVE_METRICS]
 def stored_conversions(metrics: Mapping[str, int]) -> dict[str, object]:
     """`conversion_metrics` of one row in stored form (money in hundredths -> decimal)."""
     stored: dict[str, object] = {m: metrics[m] for m in STORED_CONVERSION_COUNTS}
-    stored["reservation_value"] = cents_to_decimal(metrics["reservation_value_cents"])
+    for metric in _CONVERSION_MONEY:
+        stored[metric.name] = cents_to_decimal(metrics[metric.frame_column])
     return stored
 
 
@@ -73,7 +74,6 @@ def kpi_inputs_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
     conversions = pd.DataFrame(
         {m: sums[m].astype("int64") for m in STORED_CONVERSION_COUNTS}, index=sums.index
     )
-    conversions["reservation_value_cents"] = [
-        decimal_to_cents(v) for v in sums["reservation_value"]
-    ]
+    for metric in _CONVERSION_MONEY:
+        conversions[metric.frame_column] = [decimal_to_cents(v) for v in sums[metric.name]]
     return _with_delivery(conversions, sums)

@@ -14,32 +14,17 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
+from metrics_pipeline.domain.metrics import METRICS
 from metrics_pipeline.domain.money import cents_to_decimal
 
-COUNT_METRICS: tuple[str, ...] = (
-    "total_impressions",
-    "total_clicks",
-    "total_conversions",
-    "click_to_call",
-    "email_contacts",
-    "booking_step_1",
-    "booking_step_2",
-    "booking_step_3",
-    "reservations",
-)
+# Derived from the registry (see `metrics`), in stored column order.
+COUNT_METRICS: tuple[str, ...] = METRICS.count_names
 # Money columns inside frames, in hundredths; stored as decimals without the suffix.
-MONEY_METRICS: tuple[str, ...] = ("total_spend_cents", "reservation_value_cents")
+MONEY_METRICS: tuple[str, ...] = METRICS.money_frame_columns
 ADDITIVE_METRICS: tuple[str, ...] = COUNT_METRICS + MONEY_METRICS
-# The same money columns as stored in the warehouse (decimals, no suffix).
-STORED_MONEY_COLUMNS: tuple[str, ...] = ("total_spend", "reservation_value")
+STORED_MONEY_COLUMNS: tuple[str, ...] = METRICS.money_names
 STORED_ADDITIVE_COLUMNS: tuple[str, ...] = COUNT_METRICS + STORED_MONEY_COLUMNS
-RATIO_METRICS: tuple[str, ...] = (
-    "average_ctr",
-    "average_cpc",
-    "roas",
-    "cost_per_reservation",
-    "average_cpa",
-)
+RATIO_METRICS: tuple[str, ...] = METRICS.ratio_names
 RATIO_SCALE = Decimal("0.000001")
 # The platform column of every KPI store: all numbers so far come from Meta.
 PLATFORM = "meta"
@@ -93,8 +78,8 @@ def aggregate_kpis(frame: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
 def totals_record(row: Mapping[str, object]) -> dict[str, object]:
     """An aggregated row in stored form: money back to decimals, counts as ints."""
     record: dict[str, object] = {m: int(row[m]) for m in COUNT_METRICS}
-    record["total_spend"] = cents_to_decimal(int(row["total_spend_cents"]))
-    record["reservation_value"] = cents_to_decimal(int(row["reservation_value_cents"]))
+    for stored, cents in zip(STORED_MONEY_COLUMNS, MONEY_METRICS, strict=True):
+        record[stored] = cents_to_decimal(int(row[cents]))
     for name in RATIO_METRICS:
         record[name] = row[name]
     return record

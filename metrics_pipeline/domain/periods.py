@@ -80,9 +80,25 @@ def rollup_windows(today: date) -> dict[str, Period]:
 SETTLE_HOURS = 2  # after local midnight, before yesterday is collected
 
 
-def settled_yesterday(moment: datetime, tz: str, settle_hours: int) -> date | None:
-    """The client's yesterday once `settle_hours` of its today have passed, else None."""
+def last_due_day(moment: datetime, tz: str, ready_hour: int) -> date:
+    """The newest day that is due at `moment`: the client's yesterday once `ready_hour` of
+    its today has passed, else the day before. The one rule for when a day is due: for
+    collection (`ready_hour` = SETTLE_HOURS), storage (the freshness hour) and every count
+    of missing days."""
     local = moment.astimezone(ZoneInfo(tz))
-    if local.hour < settle_hours:
-        return None
-    return local.date() - timedelta(days=1)
+    return local.date() - timedelta(days=1 if local.hour >= ready_hour else 2)
+
+
+def due_days(
+    history_start: date, moment: datetime, tz: str, ready_hour: int, history_days: int
+) -> list[date]:
+    """The last `history_days` due days (none before `history_start`), oldest first."""
+    last = last_due_day(moment, tz, ready_hour)
+    first = max(history_start, last - timedelta(days=history_days - 1))
+    return Period(first, last).days() if first <= last else []
+
+
+def settled_yesterday(moment: datetime, tz: str, settle_hours: int) -> date | None:
+    """The client's yesterday once it is due, else None (the schedules ask only for it)."""
+    day = last_due_day(moment, tz, settle_hours)
+    return day if day == local_today(moment, tz) - timedelta(days=1) else None

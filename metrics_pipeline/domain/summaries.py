@@ -18,6 +18,8 @@ import pandas as pd
 from metrics_pipeline.domain.kpis import (
     ADDITIVE_METRICS,
     COUNT_METRICS,
+    MONEY_METRICS,
+    STORED_MONEY_COLUMNS,
     aggregate_kpis,
     totals_record,
 )
@@ -50,8 +52,8 @@ def campaigns_from_json(texts: pd.Series) -> pd.DataFrame:
     for position, text in enumerate(texts):
         for entry in json.loads(text or "[]"):
             row = {m: int(entry[m]) for m in COUNT_METRICS}
-            row["total_spend_cents"] = decimal_to_cents(Decimal(entry["total_spend"]))
-            row["reservation_value_cents"] = decimal_to_cents(Decimal(entry["reservation_value"]))
+            for stored, cents in zip(STORED_MONEY_COLUMNS, MONEY_METRICS, strict=True):
+                row[cents] = decimal_to_cents(Decimal(entry[stored]))
             row["campaign_id"] = entry["campaign_id"]
             row["campaign_name"] = entry["campaign_name"]
             row["_order"] = position
@@ -78,8 +80,8 @@ def aggregate_campaigns(frame: pd.DataFrame, within: Sequence[str] = ()) -> pd.D
 def daily_rows_to_additive(daily: pd.DataFrame) -> pd.DataFrame:
     """Stored daily KPI rows -> additive frame (money back to hundredths)."""
     frame = pd.DataFrame({m: daily[m].astype("int64") for m in COUNT_METRICS}, index=daily.index)
-    frame["total_spend_cents"] = [decimal_to_cents(v) for v in daily["total_spend"]]
-    frame["reservation_value_cents"] = [decimal_to_cents(v) for v in daily["reservation_value"]]
+    for stored, cents in zip(STORED_MONEY_COLUMNS, MONEY_METRICS, strict=True):
+        frame[cents] = [decimal_to_cents(v) for v in daily[stored]]
     return frame
 
 

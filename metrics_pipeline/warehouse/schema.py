@@ -16,7 +16,8 @@ from sqlalchemy import (
     Text,
 )
 
-from metrics_pipeline.domain.insight_kpis import FINGERPRINT_COLUMN, STORED_CONVERSION_COUNTS
+from metrics_pipeline.domain.insight_kpis import FINGERPRINT_COLUMN, STORED_CONVERSION_COLUMNS
+from metrics_pipeline.domain.metrics import METRICS, MetricRegistry
 
 SCHEMA_VERSION = 3
 
@@ -26,34 +27,25 @@ MONEY = Numeric(18, 2)
 RATIO = Numeric(18, 6)
 
 
-def _kpi_columns() -> list[Column]:
-    """The KPI columns shared by every store above the raw insights."""
+# How each kind of registry metric is stored.
+_KPI_COLUMN_TYPES = {"count": BigInteger, "money": MONEY, "ratio": RATIO}
+
+
+def kpi_columns(metrics: MetricRegistry = METRICS) -> list[Column]:
+    """The KPI columns shared by every store above the raw insights, one per metric in
+    registry order; a ratio is NULL when there is nothing to divide by."""
     return [
-        Column("total_spend", MONEY, nullable=False),
-        Column("total_impressions", BigInteger, nullable=False),
-        Column("total_clicks", BigInteger, nullable=False),
-        Column("total_conversions", BigInteger, nullable=False),
-        Column("average_ctr", RATIO),
-        Column("average_cpc", RATIO),
-        Column("click_to_call", BigInteger, nullable=False),
-        Column("email_contacts", BigInteger, nullable=False),
-        Column("booking_step_1", BigInteger, nullable=False),
-        Column("booking_step_2", BigInteger, nullable=False),
-        Column("booking_step_3", BigInteger, nullable=False),
-        Column("reservations", BigInteger, nullable=False),
-        Column("reservation_value", MONEY, nullable=False),
-        Column("roas", RATIO),
-        Column("cost_per_reservation", RATIO),
-        Column("average_cpa", RATIO),
+        Column(m.name, _KPI_COLUMN_TYPES[m.kind], nullable=m.kind == "ratio")
+        for m in metrics.metrics
     ]
 
 
 def _stored_conversion_columns() -> list[Column]:
     """A raw row's conversion metrics as computed when it was stored, and the fingerprint
     of the mapping that computed them (NULL on rows stored before schema version 2)."""
+    kinds = {m.name: m.kind for m in METRICS.metrics}
     return [
-        *(Column(name, BigInteger) for name in STORED_CONVERSION_COUNTS),
-        Column("reservation_value", MONEY),
+        *(Column(name, _KPI_COLUMN_TYPES[kinds[name]]) for name in STORED_CONVERSION_COLUMNS),
         Column(FINGERPRINT_COLUMN, String(16)),
     ]
 
@@ -148,7 +140,7 @@ daily_kpi_data = Table(
     Column("client_id", String(64), primary_key=True),
     Column("date", Date, primary_key=True),
     Column("platform", String(16), primary_key=True),
-    *_kpi_columns(),
+    *kpi_columns(),
     Column("currency", String(3), nullable=False),
     Column("campaign_data", Text, nullable=False),
     Column("data_source", String(64), nullable=False),
@@ -165,7 +157,7 @@ campaign_summaries = Table(
     Column("period_end", Date, nullable=False),
     Column("days_in_period", Integer, nullable=False),
     Column("days_with_data", Integer, nullable=False),
-    *_kpi_columns(),
+    *kpi_columns(),
     Column("currency", String(3)),
     Column("campaign_data", Text, nullable=False),
     Column("data_source", String(64), nullable=False),
@@ -183,7 +175,7 @@ current_week_cache = Table(
     Column("days_with_data", Integer, nullable=False),
     Column("is_provisional", Boolean, nullable=False),
     Column("provisional_date", Date),
-    *_kpi_columns(),
+    *kpi_columns(),
     Column("currency", String(3)),
     Column("campaign_data", Text, nullable=False),
     Column("last_updated", DateTime(timezone=True), nullable=False),
@@ -200,7 +192,7 @@ client_kpi_rollups = Table(
     Column("window_start", Date, nullable=False),
     Column("window_end", Date, nullable=False),
     Column("days_with_data", Integer, nullable=False),
-    *_kpi_columns(),
+    *kpi_columns(),
     Column("currency", String(3)),
     # Pacing, on the month_to_date row only.
     Column("days_elapsed", Integer),

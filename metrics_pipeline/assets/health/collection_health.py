@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from metrics_pipeline.catalog import Catalog
-from metrics_pipeline.checks.due import due_days
+from metrics_pipeline.checks.completeness import completeness_by_client, completeness_pct
 from metrics_pipeline.checks.report import markdown_table
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
@@ -42,19 +42,11 @@ def build_collection_health(catalog: Catalog):
     ) -> MaterializeResult:
         now = clock.now()
         zones = client_zones(catalog.clients, warehouse)
-        materialized = {
-            str(k) for k in context.instance.get_materialized_partitions(AssetKey("daily_kpi_data"))
-        }
-        # The same window as the completeness check, so both report the same numbers.
-        due = {
-            client_id: due_days(catalog.partitions.history_start, now, tz, checks)
-            for client_id, tz in zones.items()
-        }
-        gaps = {
-            client_id: missing
-            for client_id, days in due.items()
-            if (missing := [d for d in days if f"{client_id}|{d}" not in materialized])
-        }
+        # The completeness check's own count, so both report the same numbers.
+        found = completeness_by_client(
+            catalog.clients, warehouse, catalog.partitions.history_start, now, checks
+        )
+        gaps = {client_id: c.missing for client_id, c in found.items() if c.missing}
         statuses = (
             context.instance.get_status_by_partition(
                 AssetKey("meta_insights"),
@@ -77,7 +69,6 @@ def build_collection_health(catalog: Catalog):
                 if status == AssetPartitionStatus.FAILED and k.split("|")[0] == client.id
             )
             collected = warehouse.read("meta_insight_collections", {"client_id": client.id})
-            window = len(due.get(client.id, [])) or 1
             rows.append(
                 {
                     "client_id": client.id,
@@ -86,7 +77,9 @@ def build_collection_health(catalog: Catalog):
                     "failed_days": len(failed),
                     "missing_days": len(missing),
                     "missing_dates": ",".join(str(d) for d in missing[:60]),
-                    "completeness_pct": round(100.0 * (window - len(missing)) / window, 2),
+                    "completeness_pct": completeness_pct(
+                        len(found[client.id].due), found[client.id].present
+                    ),
                     "last_collected_at": collected["collected_at"].max()
                     if len(collected)
                     else None,

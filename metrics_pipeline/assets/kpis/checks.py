@@ -10,12 +10,12 @@ from dagster import (
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
-from metrics_pipeline.checks.due import due_days, last_due_day
+from metrics_pipeline.checks.completeness import completeness_by_client, completeness_pct
 from metrics_pipeline.checks.quality import judge_day
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.kpis import PLATFORM
+from metrics_pipeline.domain.periods import last_due_day
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -100,25 +100,18 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
     def daily_kpi_completeness(
         warehouse: WarehouseResource, clock: ClockResource, checks: CheckSettings
     ):
-        now = clock.now()
-        expected = present = 0
-        missing, covered = [], {}
-        for client in catalog.clients:
-            try:
-                tz = client_timezone(client, warehouse)
-            except ValueError:
-                tz = "UTC"
-            days = due_days(catalog.partitions.history_start, now, tz, checks)
-            covered[client.id] = days
-            stored = set(
-                warehouse.read(
-                    "daily_kpi_data", {"client_id": client.id, "platform": PLATFORM, "date": days}
-                )["date"]
-            )
-            expected += len(days)
-            present += len(stored)
-            missing += [{"client": client.id, "date": str(d)} for d in days if d not in stored]
-        pct = round(100.0 * present / expected, 3) if expected else 100.0
+        found = completeness_by_client(
+            catalog.clients, warehouse, catalog.partitions.history_start, clock.now(), checks
+        )
+        expected = sum(len(c.due) for c in found.values())
+        present = sum(c.present for c in found.values())
+        missing = [
+            {"client": client_id, "date": str(d)}
+            for client_id, c in found.items()
+            for d in c.missing
+        ]
+        covered = {client_id: c.due for client_id, c in found.items()}
+        pct = completeness_pct(expected, present)
         return result(
             pct >= checks.completeness_target_pct,
             missing,
