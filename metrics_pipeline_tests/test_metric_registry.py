@@ -148,8 +148,8 @@ def test_the_default_registry_refuses_the_unknown_metric():
     with pytest.raises(ClientsFileError) as caught:
         parse_clients(CLIENTS)
     assert str(caught.value) == (
-        "clients file: client 'lakeside', field 'conversions.add_to_cart': unknown key; "
-        "client 'lakeside', field 'conversions.total_conversions': unknown metric "
-        "'add_to_cart'; use click_to_call, email_contacts, booking_step_1, booking_step_2, "
-        "booking_step_3, reservations"
+        "clients file: client 'lakeside', field 'conversions.total_conversions': unknown "
+        "metric 'add_to_cart'; use click_to_call, email_contacts, booking_step_1, "
+        "booking_step_2, booking_step_3, reservations; "
+        "client 'lakeside', field 'conversions.add_to_cart': unknown key"
     )
