@@ -95,6 +95,11 @@ def multi_key(client_id: str, day: date) -> MultiPartitionKey:
     return MultiPartitionKey({CLIENT: client_id, DATE: day.isoformat()})
 
 
+def day_range_tags(client_id: str, first: date, last: date) -> dict[str, str]:
+    """The run tags that make one run of a client's days `first`..`last` (a ranged run)."""
+    return {RANGE_START: f"{client_id}|{first}", RANGE_END: f"{client_id}|{last}"}
+
+
 def client_blocks(ordered: Sequence[str], selected: set[str]) -> list[list[str]]:
     """Selected clients as runs of neighbours in partition order (one key range each)."""
     blocks: list[list[str]] = []

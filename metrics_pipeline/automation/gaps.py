@@ -20,7 +20,7 @@ from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import SETTLE_HOURS, due_days
 from metrics_pipeline.meta.accounts import client_zones
-from metrics_pipeline.partitions import RANGE_END, RANGE_START, contiguous_ranges
+from metrics_pipeline.partitions import contiguous_ranges, day_range_tags
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 GAP_TAG = "metrics_pipeline/gap_backfill"
@@ -99,8 +99,7 @@ def build_gap_sensor(
                     RunRequest(
                         run_key=f"gap:{client_id}:{first}:{last}:{len(in_flight)}",
                         tags={
-                            RANGE_START: f"{client_id}|{first}",
-                            RANGE_END: f"{client_id}|{last}",
+                            **day_range_tags(client_id, first, last),
                             GAP_TAG: "true",
                             "metrics_pipeline/client": client_id,
                         },

@@ -18,7 +18,13 @@ from metrics_pipeline.automation.status import schedule_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.domain.periods import SETTLE_HOURS, settled_yesterday
 from metrics_pipeline.meta.accounts import client_zones
-from metrics_pipeline.partitions import RANGE_END, RANGE_START, client_blocks, multi_key
+from metrics_pipeline.partitions import (
+    RANGE_END,
+    RANGE_START,
+    client_blocks,
+    day_range_tags,
+    multi_key,
+)
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 LOOKBACK_DAYS = 28
@@ -81,8 +87,7 @@ def build_schedules(
                 RunRequest(
                     run_key=f"lookback:{client_id}:{day}",
                     tags={
-                        RANGE_START: f"{client_id}|{first}",
-                        RANGE_END: f"{client_id}|{last}",
+                        **day_range_tags(client_id, first, last),
                         "metrics_pipeline/trigger": "attribution_lookback",
                     },
                 )
