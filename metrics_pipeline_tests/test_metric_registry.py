@@ -66,6 +66,11 @@ STORED_KPI_COLUMNS = [
 
 def test_the_kpi_lists_follow_the_registry():
     assert WITH_CART.count_names == (*COUNTS, "add_to_cart")
+    assert [(m.name, m.insight_field) for m in WITH_CART.delivery_metrics] == [
+        ("total_spend", "spend"),
+        ("total_impressions", "impressions"),
+        ("total_clicks", "clicks"),
+    ]
     assert WITH_CART.money_names == ("total_spend", "reservation_value")
     assert WITH_CART.money_frame_columns == ("total_spend_cents", "reservation_value_cents")
     assert WITH_CART.ratio_names == (

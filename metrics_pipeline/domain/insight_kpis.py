@@ -20,7 +20,12 @@ from metrics_pipeline.domain.money import cents_to_decimal, decimal_to_cents
 
 KEY_COLUMNS = ("date", "campaign_id", "campaign_name")
 # The columns of meta_insights that KPIs are made of when derived from the actions.
-INPUT_COLUMNS = (*KEY_COLUMNS, "spend", "impressions", "clicks", "actions", "action_values")
+INPUT_COLUMNS = (
+    *KEY_COLUMNS,
+    *(m.insight_field for m in METRICS.delivery_metrics),
+    "actions",
+    "action_values",
+)
 # Conversion metrics as stored on each meta_insights row (in that table's column order:
 # the counts read by a rule, then their total, then money as a decimal).
 _RULE_TOTALS = [m.name for m in METRICS.conversion_metrics if m.kind == "count" and not m.has_rule]
@@ -28,7 +33,10 @@ STORED_CONVERSION_COUNTS = (*(m.name for m in METRICS.count_rule_metrics), *_RUL
 _CONVERSION_MONEY = [m for m in METRICS.conversion_metrics if m.kind == "money"]
 STORED_CONVERSION_COLUMNS = (*STORED_CONVERSION_COUNTS, *(m.name for m in _CONVERSION_MONEY))
 # The columns summed per (date, campaign) when every row's stored metrics are current.
-SUMMED_COLUMNS = ("spend", "impressions", "clicks", *STORED_CONVERSION_COLUMNS)
+SUMMED_COLUMNS = (
+    *(m.insight_field for m in METRICS.delivery_metrics),
+    *STORED_CONVERSION_COLUMNS,
+)
 FINGERPRINT_COLUMN = "conversions_fingerprint"
 # The additive frame every path produces: keys, then the metrics `aggregate_kpis` sums.
 INPUT_FRAME_COLUMNS = [*KEY_COLUMNS, *ADDITIVE_METRICS]
@@ -44,9 +52,12 @@ def stored_conversions(metrics: Mapping[str, int]) -> dict[str, object]:
 
 def _with_delivery(conversions: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
     """Conversion metrics plus the source's keys, spend in hundredths and counts."""
-    conversions["total_spend_cents"] = [decimal_to_cents(v) for v in source["spend"]]
-    conversions["total_impressions"] = source["impressions"].astype("int64")
-    conversions["total_clicks"] = source["clicks"].astype("int64")
+    for metric in METRICS.delivery_metrics:
+        field = source[metric.insight_field]
+        if metric.kind == "money":
+            conversions[metric.frame_column] = [decimal_to_cents(v) for v in field]
+        else:
+            conversions[metric.frame_column] = field.astype("int64")
     for key in KEY_COLUMNS:
         conversions[key] = source[key]
     return conversions[INPUT_FRAME_COLUMNS]

@@ -30,12 +30,14 @@ class Metric:
     (derived from sums by `kpis.derive_ratios`, never summed). A conversion metric is read
     from each insight row's actions (a count) or action values (money) by a rule; its
     default rule is `action_types` combined by `combine`. `total_conversions` is a
-    conversion metric without a rule: the sum of the metrics the mapping names.
+    conversion metric without a rule: the sum of the metrics the mapping names. A delivery
+    metric sums one numeric field of the insight rows, `insight_field`.
     """
 
     name: str
     kind: MetricKind
     description: str
+    insight_field: str | None = None
     conversion: bool = False
     action_types: tuple[str, ...] = ()
     combine: Combine = "first"
@@ -96,6 +98,11 @@ class MetricRegistry:
         return tuple(m.name for m in self.of_kind("ratio"))
 
     @cached_property
+    def delivery_metrics(self) -> tuple[Metric, ...]:
+        """The metrics summed from an insight row's own numeric fields."""
+        return tuple(m for m in self.metrics if m.insight_field)
+
+    @cached_property
     def conversion_metrics(self) -> tuple[Metric, ...]:
         """What each insight row stores as computed by its mapping."""
         return tuple(m for m in self.metrics if m.conversion)
@@ -103,9 +110,9 @@ class MetricRegistry:
 
 METRICS = MetricRegistry(
     metrics=(
-        Metric("total_spend", "money", "Amount spent, in the account's currency."),
-        Metric("total_impressions", "count", "Times an ad was shown."),
-        Metric("total_clicks", "count", "Clicks on ads."),
+        Metric("total_spend", "money", "Amount spent, in the account's currency.", "spend"),
+        Metric("total_impressions", "count", "Times an ad was shown.", "impressions"),
+        Metric("total_clicks", "count", "Clicks on ads.", "clicks"),
         Metric(
             "total_conversions",
             "count",
