@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pandas as pd
 
-from metrics_pipeline.domain.conversions import DEFAULT_MAPPING, conversion_metrics
+from metrics_pipeline.domain.conversions import conversion_metrics, default_mapping
 from metrics_pipeline.domain.kpis import ADDITIVE_METRICS, aggregate_kpis
 from metrics_pipeline.domain.periods import month_of, week_of
 
@@ -90,13 +90,13 @@ def test_purchase_synonyms_are_read_once_in_priority_order():
         {"action_type": "purchase", "value": "160.50"},
         {"action_type": "omni_purchase", "value": "200.75"},
     ]
-    metrics = conversion_metrics(actions, values, DEFAULT_MAPPING)
+    metrics = conversion_metrics(actions, values, default_mapping())
     assert metrics["reservations"] == 5
     assert metrics["reservation_value_cents"] == 20075
     assert metrics["total_conversions"] == 5
-    without_omni = conversion_metrics(actions[:2], values[:2], DEFAULT_MAPPING)
+    without_omni = conversion_metrics(actions[:2], values[:2], default_mapping())
     assert (without_omni["reservations"], without_omni["reservation_value_cents"]) == (4, 16050)
-    only_pixel = conversion_metrics(actions[:1], values[:1], DEFAULT_MAPPING)
+    only_pixel = conversion_metrics(actions[:1], values[:1], default_mapping())
     assert (only_pixel["reservations"], only_pixel["reservation_value_cents"]) == (2, 8025)
 
 

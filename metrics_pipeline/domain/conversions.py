@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 
 from metrics_pipeline.domain.metrics import METRICS, Combine, MetricRegistry
 from metrics_pipeline.domain.money import parse_amount_cents
@@ -75,13 +75,11 @@ class ConversionMapping:
         return frozenset(t for rule in self.rules.values() for t in rule.action_types)
 
 
+@cache
 def default_mapping(metrics: MetricRegistry = METRICS) -> ConversionMapping:
     """Every conversion metric of `metrics` under its default rule."""
     rules = {m.frame_column: MetricRule(m.action_types, m.combine) for m in metrics.rule_metrics}
     return ConversionMapping(rules, metrics.total_conversions, metrics)
-
-
-DEFAULT_MAPPING = default_mapping()
 
 
 def _index(
