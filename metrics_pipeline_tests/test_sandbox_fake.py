@@ -84,6 +84,24 @@ def test_an_unknown_path_is_error_803_and_an_unknown_account_error_100(api):
     assert (missing.status, error["code"], error["error_subcode"]) == (400, 100, 33)
 
 
+def test_get_insights_answers_the_rows_where_post_would_start_a_job(api, world, now):
+    day = local_today(now) - timedelta(days=3)
+    answer = get(
+        api,
+        f"act_{ACCOUNT}/insights",
+        level="ad",
+        time_range=json.dumps({"since": day.isoformat(), "until": day.isoformat()}),
+        fields="ad_id,spend",
+        filtering=every_status_filter(world),
+        limit=5000,
+    ).json()
+    truth = day_truth(world, ACCOUNT, day, 0, local_today(now))
+    assert "report_run_id" not in answer
+    assert len(answer["data"]) == truth.rows
+    assert sum(Decimal(r["spend"]) for r in answer["data"]) == truth.spend
+    assert not api.state.reports
+
+
 def test_the_request_log_keeps_the_path_and_whether_a_header_carried_the_token(api):
     get(api, f"act_{ACCOUNT}", fields="name")
     api.handle("GET", f"/v24.0/act_{ACCOUNT}?access_token={TOKEN}")
