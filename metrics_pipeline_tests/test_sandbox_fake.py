@@ -234,3 +234,39 @@ def test_a_huge_body_counts_only_what_the_peer_took(api):
     assert head == b'{"data": [], "padding": "'
     assert first == second == b"x" * 65536
     assert fault.sent_bytes == 65536
+
+
+def test_the_control_endpoint_needs_no_token_and_is_not_logged(api, now):
+    get(api, f"act_{ACCOUNT}")
+    moved = (now + timedelta(days=1)).isoformat()
+    changes = json.dumps({"revision": 2, "now": moved, "faults": [{"kind": "transient"}]})
+    answer = api.handle("POST", "/__sandbox/state", body=changes.encode()).json()
+    assert (answer["revision"], answer["now"]) == (2, moved)
+    assert [r["route"] for r in answer["requests"]] == [f"/v24.0/act_{ACCOUNT}"]
+    (fault,) = api.state.faults.faults
+    assert (fault.kind, fault.count) == ("transient", 1)
+    assert api.handle("GET", "/__sandbox/state").json()["requests"] == answer["requests"]
+
+
+def test_a_duplicate_rows_fault_repeats_each_row_of_its_day_only(api, world, now):
+    day = local_today(now) - timedelta(days=4)
+    api.inject("duplicate_rows", account=ACCOUNT, day=day.isoformat(), count=-1)
+    since = day - timedelta(days=1)
+    rows = get(
+        api,
+        f"act_{ACCOUNT}/insights",
+        level="ad",
+        time_range=json.dumps({"since": since.isoformat(), "until": day.isoformat()}),
+        fields="ad_id,impressions",
+        filtering=every_status_filter(world),
+        limit=5000,
+    ).json()["data"]
+    today = local_today(now)
+    clean, faulty = (
+        day_truth(world, ACCOUNT, since, 0, today),
+        day_truth(world, ACCOUNT, day, 0, today),
+    )
+    by_day = {d: [r for r in rows if r["date_start"] == d.isoformat()] for d in (since, day)}
+    assert len(by_day[since]) == clean.rows
+    assert len(by_day[day]) == 2 * faulty.rows
+    assert sum(int(r["impressions"]) for r in by_day[day]) == 2 * faulty.impressions
