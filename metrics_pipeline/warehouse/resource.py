@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
+from pydantic import Field
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -279,21 +280,20 @@ def _clients_of(scopes: Sequence[Scope]) -> object:
 class WarehouseResource(ConfigurableResource):
     """Any SQLAlchemy URL; SQLite under the Dagster home by default, PostgreSQL in production.
 
-    Without `url` the URL is read from METRICS_WAREHOUSE_URL when the resource is used, so
-    a password in it never becomes configuration shown in the UI. The timeouts apply to
-    PostgreSQL (SQLite waits up to 60 s for its write lock).
+    Wire `url` with `EnvVar("METRICS_WAREHOUSE_URL")` (definitions.py does), so a password
+    in it is read at run time and never becomes configuration shown in the UI; empty means
+    the SQLite file under the Dagster home. The timeouts apply to PostgreSQL (SQLite waits
+    up to 60 s for its write lock).
     """
 
-    url: str = ""
+    url: str = Field(default="", description="METRICS_WAREHOUSE_URL (may hold a password)")
     connect_timeout_seconds: int = 10
     statement_timeout_seconds: int = 600  # any one statement of the pipeline
     lock_timeout_seconds: int = 300  # waiting for another run's write lock on a partition
 
     @property
     def resolved_url(self) -> str:
-        return normalize_url(
-            self.url or os.environ.get(WAREHOUSE_URL_ENV) or default_warehouse_url()
-        )
+        return normalize_url(self.url or default_warehouse_url())
 
     @property
     def display_url(self) -> str:
