@@ -88,15 +88,20 @@ CHECKS_ENV = {
 }
 
 
-def default_resources(environ: Mapping[str, str] | None = None) -> dict:
-    """Resources from the environment (`environ`, default the process's): strings, ints and
-    bools through EnvVar, so secrets and URLs are read at run time and never shown."""
+def default_resources(environ: Mapping[str, str] | None = None, resolve: bool = False) -> dict:
+    """Resources from the environment (`environ`, default the process's): strings and ints
+    through EnvVar, so secrets and URLs are read at run time and never shown in the UI;
+    `resolve` passes the values themselves (see `env_settings`)."""
+
+    def settings(resource_type: type, variables: Mapping[str, str]) -> dict:
+        return env_settings(resource_type, variables, environ, resolve)
+
     return {
-        "meta": MetaAdsResource(**env_settings(MetaAdsResource, META_ENV, environ)),
-        "warehouse": WarehouseResource(**env_settings(WarehouseResource, WAREHOUSE_ENV, environ)),
-        "clock": ClockResource(**env_settings(ClockResource, CLOCK_ENV, environ)),
-        "alerts": AlertNotifier(**env_settings(AlertNotifier, ALERTS_ENV, environ)),
-        "checks": CheckSettings(**env_settings(CheckSettings, CHECKS_ENV, environ)),
+        "meta": MetaAdsResource(**settings(MetaAdsResource, META_ENV)),
+        "warehouse": WarehouseResource(**settings(WarehouseResource, WAREHOUSE_ENV)),
+        "clock": ClockResource(**settings(ClockResource, CLOCK_ENV)),
+        "alerts": AlertNotifier(**settings(AlertNotifier, ALERTS_ENV)),
+        "checks": CheckSettings(**settings(CheckSettings, CHECKS_ENV)),
     }
 
 

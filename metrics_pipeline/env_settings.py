@@ -5,6 +5,10 @@ empty) become keyword arguments; every other field keeps the default declared on
 resource. Strings and ints go through `EnvVar`, read when a run starts and shown in the UI
 by name only, which keeps secrets and URLs out of the configuration. Dagster has no float
 or bool `EnvVar`, so those (never secret) are read here, checked, and passed as values.
+
+`resolve=True` passes every value itself instead: for a process that runs the pipeline in
+its own memory and never serves these definitions to the UI (the command line), and that
+must read its settings before any run, e.g. to check the warehouse answers.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ def env_settings(
     resource_type: type[ConfigurableResource],
     variables: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
+    resolve: bool = False,
 ) -> dict[str, Any]:
-    """Keyword arguments for `resource_type` from `variables` (field -> variable name)."""
+    """Keyword arguments for `resource_type` from `variables` (field -> variable name), read
+    from `environ` (default: this process's environment)."""
     environ = os.environ if environ is None else environ
     fields = resource_type.model_fields
     settings: dict[str, Any] = {}
@@ -39,10 +45,10 @@ def env_settings(
         elif kind is bool:
             settings[field] = _checked(resource_type, field, variable, value, bool) == "true"
         elif kind is int:
-            _checked(resource_type, field, variable, value, int)
-            settings[field] = EnvVar.int(variable)
+            number = int(_checked(resource_type, field, variable, value, int))
+            settings[field] = number if resolve else EnvVar.int(variable)
         else:
-            settings[field] = EnvVar(variable)
+            settings[field] = value if resolve else EnvVar(variable)
     return settings
 
 
