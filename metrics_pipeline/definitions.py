@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import Definitions
+from dagster import Definitions, definitions
 
 from metrics_pipeline.assets.health.collection_health import build_collection_health
 from metrics_pipeline.assets.kpis.campaign_summaries import build_campaign_summaries
@@ -123,4 +123,8 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    """The code location `dagster dev` and the UI load, from the environment: built when
+    Dagster loads it, not on import, so importing this module reads no setting."""
+    return build_definitions()

@@ -215,11 +215,11 @@ def _materialize(
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
+    _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
     from metrics_pipeline.definitions import default_resources
     from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, sqlite_warehouse_url
 
-    _quiet_dagster()
     home = _ensure_dagster_home(os.environ.get("DAGSTER_HOME"))
     print(f"Dagster instance: {home}")
     # The settings are read once, here: this process runs the pipeline in its own memory.
@@ -285,6 +285,7 @@ def _demo_environment() -> dict[str, str]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
     from metrics_pipeline.definitions import default_resources
@@ -292,7 +293,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
     from metrics_pipeline.warehouse.resource import sqlite_warehouse_url
 
-    _quiet_dagster()
     environ = _demo_environment()
     home = _ensure_dagster_home(None)
     catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), DEFAULT_HISTORY_START)
