@@ -157,9 +157,6 @@ def _materialize(
     preflight.check_warehouse(resources["warehouse"])
     if check_meta:
         preflight.check_meta_answers(resources["meta"], echo)
-    # Planning reads the stores before the first run prepares them: a fresh warehouse
-    # gets its tables here.
-    resources["warehouse"].ensure_schema()
     invocation = uuid.uuid4().hex
 
     def runs_in_flight() -> list[str]:
