@@ -136,20 +136,11 @@ def _materialize(
     *,
     catalog,
     resources: dict,
-    instance,
+    home: Path,
     check_meta: bool = True,
 ) -> int:
-    from dagster import DagsterRunStatus, RunsFilter
-
     from metrics_pipeline.cli import preflight
-    from metrics_pipeline.cli.console import cli_loggers
     from metrics_pipeline.definitions import build_definitions
-    from metrics_pipeline.runner import (
-        INVOCATION_TAG,
-        WindowStopped,
-        cancel_unfinished,
-        materialize_window,
-    )
 
     defs = build_definitions(catalog, resources)
     if check_meta:
@@ -157,6 +148,23 @@ def _materialize(
     preflight.check_warehouse(resources["warehouse"])
     if check_meta:
         preflight.check_meta_answers(resources["meta"], echo)
+    # Opened only now: a fresh instance takes seconds to create, and a failed check above
+    # must be reported at once.
+    with _open_instance(home) as instance:
+        return _run_window(defs, catalog, instance, start, end, clients, echo, verbose)
+
+
+def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: bool) -> int:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from metrics_pipeline.cli.console import cli_loggers
+    from metrics_pipeline.runner import (
+        INVOCATION_TAG,
+        WindowStopped,
+        cancel_unfinished,
+        materialize_window,
+    )
+
     invocation = uuid.uuid4().hex
 
     def runs_in_flight() -> list[str]:
@@ -223,17 +231,16 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     # Without a warehouse URL, the embedded warehouse lives beside the instance.
     warehouse_url = os.environ.get(WAREHOUSE_URL_ENV) or sqlite_warehouse_url(home)
     resources = default_resources({**os.environ, WAREHOUSE_URL_ENV: warehouse_url}, resolve=True)
-    with _open_instance(home) as instance:
-        return _materialize(
-            args.start,
-            args.end,
-            args.client or None,
-            print,
-            args.verbose,
-            catalog=build_catalog(),
-            resources=resources,
-            instance=instance,
-        )
+    return _materialize(
+        args.start,
+        args.end,
+        args.client or None,
+        print,
+        args.verbose,
+        catalog=build_catalog(),
+        resources=resources,
+        home=home,
+    )
 
 
 def _fmt(value) -> str:
@@ -293,7 +300,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     environ = _demo_environment()
     home = _ensure_dagster_home(None)
     catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), DEFAULT_HISTORY_START)
-    with SandboxServer(port=args.sandbox_port) as sandbox, _open_instance(home) as instance:
+    with SandboxServer(port=args.sandbox_port) as sandbox:
         # Where the demo runs is its own; the settings it keeps (limits, alert details)
         # come from the environment.
         demo_environ = {
@@ -321,7 +328,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             args.verbose,
             catalog=catalog,
             resources=resources,
-            instance=instance,
+            home=home,
             check_meta=False,
         )
         if status >= 128:  # stopped on request
