@@ -117,10 +117,12 @@ def _in_process(env: dict[str, str]):
         warnings.filterwarnings("ignore", category=category)
 
     from metrics_pipeline.catalog import build_catalog
-    from metrics_pipeline.definitions import build_definitions
+    from metrics_pipeline.definitions import build_definitions, default_resources
 
     catalog = build_catalog()
-    return catalog, build_definitions(catalog), DagsterInstance.get()
+    # Resolved here: the runner reads the warehouse and the clock outside any run.
+    resources = default_resources(resolve=True)
+    return catalog, build_definitions(catalog, resources), DagsterInstance.get()
 
 
 def per_partition_vs_range(env: dict[str, str], client_id: str, days: list[date]) -> dict:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, definitions
 
 from metrics_pipeline.assets.health.collection_health import build_collection_health
 from metrics_pipeline.assets.kpis.campaign_summaries import build_campaign_summaries
@@ -25,8 +25,9 @@ from metrics_pipeline.automation.schedules import build_schedules
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource
-from metrics_pipeline.meta.resource import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MetaAdsResource
-from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline.env_settings import env_settings
+from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
 
 
 def build_assets(catalog: Catalog) -> tuple[list, list]:
@@ -56,45 +57,51 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
     return assets, checks
 
 
-def default_resources() -> dict:
-    """Resources from the environment; secrets only through EnvVar, read at run time."""
+# Field -> environment variable, per resource. Defaults live on the resources' fields;
+# `env_settings` passes on only the variables that are set.
+META_ENV = {
+    "access_token": "META_ACCESS_TOKEN",
+    "app_secret": "META_APP_SECRET",
+    "base_url": "META_API_BASE_URL",
+    "api_version": "META_API_VERSION",
+    "connect_budget_seconds": "META_CONNECT_BUDGET_SECONDS",
+}
+WAREHOUSE_ENV = {"url": WAREHOUSE_URL_ENV}
+CLOCK_ENV = {"as_of": AS_OF_ENV}
+ALERTS_ENV = {
+    "webhook_url": "METRICS_ALERT_WEBHOOK_URL",
+    "smtp_host": "METRICS_ALERT_SMTP_HOST",
+    "smtp_port": "METRICS_ALERT_SMTP_PORT",
+    "smtp_ssl": "METRICS_ALERT_SMTP_SSL",
+    "smtp_require_tls": "METRICS_ALERT_SMTP_STARTTLS",
+    "smtp_ca_file": "METRICS_ALERT_SMTP_CA_FILE",
+    "smtp_username": "METRICS_ALERT_SMTP_USERNAME",
+    "smtp_password": "METRICS_ALERT_SMTP_PASSWORD",
+    "mail_from": "METRICS_ALERT_MAIL_FROM",
+    "mail_to": "METRICS_ALERT_MAIL_TO",
+    "retry_base_seconds": "METRICS_ALERT_RETRY_BASE_SECONDS",
+    "max_age_hours": "METRICS_ALERT_MAX_AGE_HOURS",
+}
+CHECKS_ENV = {
+    "completeness_days": "METRICS_COMPLETENESS_DAYS",
+    "daily_fresh_by_hour": "METRICS_DAILY_FRESH_BY_HOUR",
+}
+
+
+def default_resources(environ: Mapping[str, str] | None = None, resolve: bool = False) -> dict:
+    """Resources from the environment (`environ`, default the process's): strings and ints
+    through EnvVar, so secrets and URLs are read at run time and never shown in the UI;
+    `resolve` passes the values themselves (see `env_settings`)."""
+
+    def settings(resource_type: type, variables: Mapping[str, str]) -> dict:
+        return env_settings(resource_type, variables, environ, resolve)
+
     return {
-        "meta": MetaAdsResource(
-            access_token=EnvVar("META_ACCESS_TOKEN"),
-            app_secret=EnvVar("META_APP_SECRET") if os.environ.get("META_APP_SECRET") else None,
-            base_url=os.environ.get("META_API_BASE_URL", DEFAULT_BASE_URL),
-            api_version=os.environ.get("META_API_VERSION", DEFAULT_API_VERSION),
-            # How long a host that refuses connections is retried (throttling and 5xx keep
-            # the long request budget).
-            connect_budget_seconds=float(os.environ.get("META_CONNECT_BUDGET_SECONDS", "60")),
-        ),
-        # The URL (it may hold a password) is read from METRICS_WAREHOUSE_URL at run time,
-        # so it never enters resource configuration or the UI.
-        "warehouse": WarehouseResource(),
-        "clock": ClockResource(as_of=os.environ.get(AS_OF_ENV, "")),
-        "alerts": AlertNotifier(
-            # The webhook's path is its credential: EnvVar keeps the value off the UI.
-            webhook_url=EnvVar("METRICS_ALERT_WEBHOOK_URL")
-            if os.environ.get("METRICS_ALERT_WEBHOOK_URL")
-            else "",
-            smtp_host=os.environ.get("METRICS_ALERT_SMTP_HOST", ""),
-            smtp_port=int(os.environ.get("METRICS_ALERT_SMTP_PORT", "25")),
-            smtp_ssl=os.environ.get("METRICS_ALERT_SMTP_SSL", "") == "true",
-            smtp_require_tls=os.environ.get("METRICS_ALERT_SMTP_STARTTLS", "") == "true",
-            smtp_ca_file=os.environ.get("METRICS_ALERT_SMTP_CA_FILE", ""),
-            smtp_username=os.environ.get("METRICS_ALERT_SMTP_USERNAME", ""),
-            smtp_password=EnvVar("METRICS_ALERT_SMTP_PASSWORD")
-            if os.environ.get("METRICS_ALERT_SMTP_PASSWORD")
-            else "",
-            mail_from=os.environ.get("METRICS_ALERT_MAIL_FROM", "metrics-pipeline@localhost"),
-            mail_to=os.environ.get("METRICS_ALERT_MAIL_TO", ""),
-            retry_base_seconds=float(os.environ.get("METRICS_ALERT_RETRY_BASE_SECONDS", "60")),
-            max_age_hours=float(os.environ.get("METRICS_ALERT_MAX_AGE_HOURS", "24")),
-        ),
-        "checks": CheckSettings(
-            completeness_days=int(os.environ.get("METRICS_COMPLETENESS_DAYS", "90")),
-            daily_fresh_by_hour=int(os.environ.get("METRICS_DAILY_FRESH_BY_HOUR", "6")),
-        ),
+        "meta": MetaAdsResource(**settings(MetaAdsResource, META_ENV)),
+        "warehouse": WarehouseResource(**settings(WarehouseResource, WAREHOUSE_ENV)),
+        "clock": ClockResource(**settings(ClockResource, CLOCK_ENV)),
+        "alerts": AlertNotifier(**settings(AlertNotifier, ALERTS_ENV)),
+        "checks": CheckSettings(**settings(CheckSettings, CHECKS_ENV)),
     }
 
 
@@ -116,4 +123,8 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
     )
 
 
-defs = build_definitions()
+@definitions
+def defs() -> Definitions:
+    """The code location `dagster dev` and the UI load, from the environment: built when
+    Dagster loads it, not on import, so importing this module reads no setting."""
+    return build_definitions()

@@ -23,6 +23,7 @@ from metrics_pipeline_tests.helpers import days_between
 @pytest.fixture
 def warehouse(tmp_path) -> WarehouseResource:
     warehouse = WarehouseResource(url=f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
+    warehouse.ensure_schema()  # a fresh warehouse, written outside any run
     # canyon_lodge's timezone is not configured: the schedules read what its account said.
     warehouse.replace(
         "meta_ad_accounts",

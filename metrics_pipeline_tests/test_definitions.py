@@ -35,7 +35,7 @@ def test_dagster_validates_the_code_location(tmp_path):
 def test_every_store_is_an_asset_in_the_graph():
     from metrics_pipeline.definitions import defs
 
-    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    keys = {k.to_user_string() for k in defs().resolve_asset_graph().get_all_asset_keys()}
     assert keys == {
         "meta_ad_objects",
         "meta_insights",

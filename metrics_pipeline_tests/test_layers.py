@@ -21,7 +21,12 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("domain", ("metrics_pipeline.domain",)),
     (
         "base",
-        ("metrics_pipeline.stopping", "metrics_pipeline.clock", "metrics_pipeline.partitions"),
+        (
+            "metrics_pipeline.stopping",
+            "metrics_pipeline.clock",
+            "metrics_pipeline.partitions",
+            "metrics_pipeline.env_settings",
+        ),
     ),
     (
         "adapters",

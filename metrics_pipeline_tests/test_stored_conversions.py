@@ -137,6 +137,7 @@ def test_a_version_1_warehouse_is_migrated_and_its_rows_still_count(
 
     migrated_url = _another_engine(warehouse_url)
     migrated = WarehouseResource(url=migrated_url)
+    migrated.ensure_schema()  # what the next run does as it starts: migrate
     raw = migrated.read("meta_insights", {"client_id": CLIENT})
     assert len(raw) > 0
     assert raw["conversions_fingerprint"].isna().all()  # columns added, old rows untouched

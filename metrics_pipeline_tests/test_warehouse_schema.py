@@ -28,17 +28,17 @@ def _set_version(url: str, version: int) -> None:
 
 
 def test_a_new_warehouse_is_stamped_with_the_current_version(warehouse_url):
-    WarehouseResource(url=warehouse_url).read("daily_kpi_data")
+    WarehouseResource(url=warehouse_url).ensure_schema()
     assert _version(warehouse_url) == SCHEMA_VERSION
 
 
 def test_a_newer_warehouse_is_refused(tmp_path):
     url = f"sqlite:///{tmp_path / 'newer.sqlite'}"
-    WarehouseResource(url=url).read("daily_kpi_data")
+    WarehouseResource(url=url).ensure_schema()
     _set_version(url, SCHEMA_VERSION + 1)
     other = f"sqlite:///{tmp_path}/./newer.sqlite"  # a fresh engine on the same file
     with pytest.raises(WarehouseSchemaError) as error:
-        WarehouseResource(url=other).read("daily_kpi_data")
+        WarehouseResource(url=other).ensure_schema()
     assert (
         f"schema version {SCHEMA_VERSION + 1}, newer than this pipeline's "
         f"{SCHEMA_VERSION}; upgrade metrics_pipeline"
@@ -47,10 +47,10 @@ def test_a_newer_warehouse_is_refused(tmp_path):
 
 def test_an_older_warehouse_without_a_migration_is_refused_with_instructions(tmp_path):
     url = f"sqlite:///{tmp_path / 'older.sqlite'}"
-    WarehouseResource(url=url).read("daily_kpi_data")
+    WarehouseResource(url=url).ensure_schema()
     _set_version(url, 0)
     with pytest.raises(WarehouseSchemaError) as error:
-        WarehouseResource(url=f"sqlite:///{tmp_path}/./older.sqlite").read("daily_kpi_data")
+        WarehouseResource(url=f"sqlite:///{tmp_path}/./older.sqlite").ensure_schema()
     assert f"no migration from warehouse schema version 0 to {SCHEMA_VERSION}" in str(error.value)
     assert _version(url) == 0  # nothing was changed
 
@@ -62,5 +62,5 @@ def test_foreign_tables_without_a_version_are_refused(tmp_path):
         connection.execute(sa.text("CREATE TABLE daily_kpi_data (client_id TEXT, spend REAL)"))
     engine.dispose()
     with pytest.raises(WarehouseSchemaError) as error:
-        WarehouseResource(url=url).read("daily_kpi_data")
+        WarehouseResource(url=url).ensure_schema()
     assert "has tables (daily_kpi_data) but no schema version" in str(error.value)

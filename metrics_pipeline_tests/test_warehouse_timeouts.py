@@ -14,8 +14,10 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
+from dagster import EnvVar
 from sqlalchemy.engine import make_url
 
+from metrics_pipeline.definitions import default_resources
 from metrics_pipeline.warehouse.errors import WarehouseTimeoutError, WarehouseUnavailableError
 from metrics_pipeline.warehouse.locks import lock_keys
 from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
@@ -95,6 +97,7 @@ def test_a_write_behind_another_writers_lock_times_out_naming_table_and_client(
     warehouse = WarehouseResource(
         url=warehouse_url, lock_timeout_seconds=lock_s, statement_timeout_seconds=statement_s
     )
+    warehouse.ensure_schema()
     warehouse.replace("daily_kpi_data", [scope], [daily_row(client, "1.00")])
     [key] = lock_keys([("daily_kpi_data", [scope])])
     with holding(warehouse_url, "SELECT pg_advisory_xact_lock(:key)", {"key": key}):
@@ -116,6 +119,7 @@ def test_a_blocked_statement_times_out_naming_the_table_and_client(warehouse_url
     client = unique_client()
     scope = {"client_id": client, "date": DAY}
     warehouse = WarehouseResource(url=warehouse_url, statement_timeout_seconds=1)
+    warehouse.ensure_schema()
     warehouse.replace("daily_kpi_data", [scope], [daily_row(client, "1.00")])
     with holding(warehouse_url, "LOCK TABLE daily_kpi_data"):
         started = time.monotonic()
@@ -209,8 +213,12 @@ def test_check_reachable_creates_nothing(warehouse_url):
 def test_the_url_is_read_from_the_environment_at_run_time_and_shown_masked(monkeypatch):
     secret_url = f"postgresql://metrics:{NOT_THE_PASSWORD}@db.example.test:5432/metrics"
     monkeypatch.setenv(WAREHOUSE_URL_ENV, secret_url)
-    warehouse = WarehouseResource()
-    assert warehouse.url == ""  # nothing secret in the resource's configuration
+    configured = default_resources()["warehouse"]
+    # The configuration holds the variable's name, never its value.
+    assert isinstance(configured.url, EnvVar)
+    assert configured.url.env_var_name == WAREHOUSE_URL_ENV
+    # Dagster reads the variable when a run starts; so does this.
+    warehouse = WarehouseResource(url=configured.url.get_value())
     assert make_url(warehouse.resolved_url).password == NOT_THE_PASSWORD
     assert warehouse.display_url == "postgresql+psycopg2://metrics:***@db.example.test:5432/metrics"
     explicit = WarehouseResource(url="sqlite:///elsewhere.sqlite")

@@ -20,14 +20,14 @@ from dagster import (
     SkipReason,
     sensor,
 )
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.automation.outbox import send_and_keep
 from metrics_pipeline.automation.status import sensor_status
 
 MAX_EVENTS_PER_TICK = 500
-DONE = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+# Finished check executions, by the status's name: Dagster exports no public type for it.
+DONE = {"SUCCEEDED", "FAILED"}
 
 
 @dataclass(frozen=True)
@@ -81,12 +81,14 @@ def new_evaluations(
         records = instance.event_log_storage.get_asset_check_execution_history(
             key, limit=MAX_EVENTS_PER_TICK
         )
-        done = [r for r in records if r.status in DONE and r.event is not None]
+        done = [r for r in records if r.status.value in DONE and r.event is not None]
         fresh = [r for r in done if r.id > seen.get(name, 0)]
         planned = [
             r.id
             for r in records
-            if r.status not in DONE and r.id > seen.get(name, 0) and _running(instance, r.run_id)
+            if r.status.value not in DONE
+            and r.id > seen.get(name, 0)
+            and _running(instance, r.run_id)
         ]
         if done:
             # Stop short of a check still running, so its result is read once it lands.

@@ -58,8 +58,15 @@ def _ensure_dagster_home(given: str | None) -> Path:
     if not given and not settings.exists():
         # The local instance this command creates: embedded storage, no usage reporting.
         settings.write_text("telemetry:\n  enabled: false\n")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def _open_instance(home: Path):
+    """The Dagster instance of `home` (its dagster.yaml), without usage reporting."""
+    from dagster import DagsterInstance
+
+    # local_temp on a given folder is the instance DAGSTER_HOME=<folder> would load.
+    return DagsterInstance.local_temp(str(home), overrides={"telemetry": {"enabled": False}})
 
 
 def _quiet_dagster() -> None:
@@ -70,10 +77,22 @@ def _quiet_dagster() -> None:
 
     for category in (dagster.BetaWarning, dagster.PreviewWarning):
         warnings.filterwarnings("ignore", category=category)
-    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
-    for name, value in RANGED_RUN_EVENT_SETTINGS.items():
-        os.environ.setdefault(name, value)
     logging.getLogger("dagster").setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def _ranged_run_event_settings():
+    """RANGED_RUN_EVENT_SETTINGS for the runs of this command, then the environment as it was.
+
+    Dagster reads these two only from the process environment, while it records events; a
+    variable already set wins."""
+    added = {k: v for k, v in RANGED_RUN_EVENT_SETTINGS.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _check_summary(instance, run_ids: list[str], run_failed: bool) -> str:
@@ -114,14 +133,31 @@ def _materialize(
     clients: list[str] | None,
     echo,
     verbose: bool,
+    *,
+    catalog,
+    resources: dict,
+    home: Path,
     check_meta: bool = True,
 ) -> int:
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-
-    from metrics_pipeline.catalog import build_catalog
     from metrics_pipeline.cli import preflight
-    from metrics_pipeline.cli.console import cli_loggers
     from metrics_pipeline.definitions import build_definitions
+
+    defs = build_definitions(catalog, resources)
+    if check_meta:
+        preflight.check_token()
+    preflight.check_warehouse(resources["warehouse"])
+    if check_meta:
+        preflight.check_meta_answers(resources["meta"], echo)
+    # Opened only now: a fresh instance takes seconds to create, and a failed check above
+    # must be reported at once.
+    with _open_instance(home) as instance:
+        return _run_window(defs, catalog, instance, start, end, clients, echo, verbose)
+
+
+def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: bool) -> int:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from metrics_pipeline.cli.console import cli_loggers
     from metrics_pipeline.runner import (
         INVOCATION_TAG,
         WindowStopped,
@@ -129,14 +165,6 @@ def _materialize(
         materialize_window,
     )
 
-    catalog = build_catalog()
-    defs = build_definitions(catalog)
-    if check_meta:
-        preflight.check_token()
-    preflight.check_warehouse(defs.resources["warehouse"])
-    if check_meta:
-        preflight.check_meta_answers(defs.resources["meta"], echo)
-    instance = DagsterInstance.get()
     invocation = uuid.uuid4().hex
 
     def runs_in_flight() -> list[str]:
@@ -164,7 +192,10 @@ def _materialize(
         )
 
     try:
-        outcome = run_stoppable(work, on_stop=lambda: cancel_unfinished(instance, runs_in_flight()))
+        with _ranged_run_event_settings():
+            outcome = run_stoppable(
+                work, on_stop=lambda: cancel_unfinished(instance, runs_in_flight())
+            )
     except Stopped as stop:
         so_far = stop.work_error.outcome if isinstance(stop.work_error, WindowStopped) else None
         done = [s.stage for s in so_far.stages if s.success] if so_far else []
@@ -190,26 +221,40 @@ def _materialize(
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     _quiet_dagster()
+    from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.definitions import default_resources
+    from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, sqlite_warehouse_url
+
     home = _ensure_dagster_home(os.environ.get("DAGSTER_HOME"))
     print(f"Dagster instance: {home}")
-    return _materialize(args.start, args.end, args.client or None, print, args.verbose)
+    # The settings are read once, here: this process runs the pipeline in its own memory.
+    # Without a warehouse URL, the embedded warehouse lives beside the instance.
+    warehouse_url = os.environ.get(WAREHOUSE_URL_ENV) or sqlite_warehouse_url(home)
+    resources = default_resources({**os.environ, WAREHOUSE_URL_ENV: warehouse_url}, resolve=True)
+    return _materialize(
+        args.start,
+        args.end,
+        args.client or None,
+        print,
+        args.verbose,
+        catalog=build_catalog(),
+        resources=resources,
+        home=home,
+    )
 
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:,.2f}"
 
 
-def _print_summary(now: datetime) -> None:
-    from metrics_pipeline.catalog import build_catalog
+def _print_summary(now: datetime, catalog, warehouse) -> None:
     from metrics_pipeline.domain.periods import local_today, week_start
-    from metrics_pipeline.warehouse.resource import WarehouseResource
 
-    warehouse = WarehouseResource()
     accounts = warehouse.read("meta_ad_accounts")
     zones = dict(zip(accounts["client_id"], accounts["timezone"], strict=True))
     print()
     print(f"{'client':<22} {'period':<26} {'spend':>14} {'reservations':>12} {'ROAS':>8}")
-    for client in build_catalog().clients:
+    for client in catalog.clients:
         tz = client.timezone or zones.get(client.id, "UTC")
         this_week = week_start(local_today(now, tz))
         last_week = this_week - timedelta(days=7)
@@ -233,29 +278,40 @@ def _print_summary(now: datetime) -> None:
     print(f"Warehouse: {warehouse.display_url}")
 
 
-def _isolate_demo() -> Path:
-    """The demo's own instance and warehouse under ./.metrics_pipeline, whatever the
-    environment points at; says which variables it set aside."""
-    ignored = [name for name in DEMO_IGNORES if os.environ.pop(name, None) is not None]
+def _demo_environment() -> dict[str, str]:
+    """This process's environment without the variables the demo never reads; says which
+    ones it set aside."""
+    ignored = [name for name in DEMO_IGNORES if name in os.environ]
     if ignored:
         names = ", ".join(ignored)
         print(f"demo: ignoring {names} (the demo uses only its own sandbox and folder)")
-    home = _ensure_dagster_home(None)
-    os.environ["DAGSTER_HOME"] = str(home)
-    os.environ["METRICS_WAREHOUSE_URL"] = f"sqlite:///{home / 'metrics_warehouse.sqlite'}"
-    return home
+    return {k: v for k, v in os.environ.items() if k not in DEMO_IGNORES}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE
-    from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
-
     _quiet_dagster()
-    home = _isolate_demo()
-    os.environ["METRICS_CLIENTS_FILE"] = str(BUNDLED_CLIENTS_FILE)
+    from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
+    from metrics_pipeline.definitions import default_resources
+    from metrics_pipeline.partitions import DEFAULT_HISTORY_START
+    from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+    from metrics_pipeline.warehouse.resource import sqlite_warehouse_url
+
+    environ = _demo_environment()
+    home = _ensure_dagster_home(None)
+    catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), DEFAULT_HISTORY_START)
     with SandboxServer(port=args.sandbox_port) as sandbox:
-        os.environ["META_API_BASE_URL"] = sandbox.url
-        os.environ["META_ACCESS_TOKEN"] = SANDBOX_TOKEN
+        # Where the demo runs is its own; the settings it keeps (limits, alert details)
+        # come from the environment.
+        demo_environ = {
+            **environ,
+            "DAGSTER_HOME": str(home),
+            "METRICS_WAREHOUSE_URL": sqlite_warehouse_url(home),
+            "METRICS_CLIENTS_FILE": str(BUNDLED_CLIENTS_FILE),
+            "META_API_BASE_URL": sandbox.url,
+            "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+        }
+        resources = default_resources(demo_environ, resolve=True)
         now = datetime.now(UTC)
         # The day after UTC today: clients ahead of UTC already live in it; the others are
         # collected up to their own today.
@@ -265,12 +321,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Materialising {start} .. {end} for the demo clients")
         started = time.monotonic()
         status = _materialize(
-            start, end, None, lambda line: print(f"  {line}"), args.verbose, check_meta=False
+            start,
+            end,
+            None,
+            lambda line: print(f"  {line}"),
+            args.verbose,
+            catalog=catalog,
+            resources=resources,
+            home=home,
+            check_meta=False,
         )
         if status >= 128:  # stopped on request
             return status
         print(f"Done in {time.monotonic() - started:.1f}s")
-        _print_summary(now)
+        _print_summary(now, catalog, resources["warehouse"])
         if status:
             return status
         print(
@@ -278,19 +342,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"  metrics-pipeline demo --ui     (then http://127.0.0.1:{args.ui_port})"
         )
         if args.ui:
-            return _serve_ui(args.ui_port)
+            ui_environ = {
+                **RANGED_RUN_EVENT_SETTINGS,
+                "DAGSTER_DISABLE_TELEMETRY": "1",
+                **demo_environ,
+                # Schedules and sensors start switched off there: the UI shows them, and
+                # each can be switched on under Automation.
+                "METRICS_AUTOMATION": "off",
+            }
+            return _serve_ui(args.ui_port, ui_environ)
     return 0
 
 
-def _serve_ui(port: int) -> int:
-    """`dagster dev` on the package's definitions until Ctrl-C or SIGTERM, passed on to it."""
+def _serve_ui(port: int, environ: dict[str, str]) -> int:
+    """`dagster dev` on the package's definitions, in `environ`, until Ctrl-C or SIGTERM,
+    passed on to it."""
     # The dagster beside this interpreter, so it works from any folder and without the
     # virtual environment on PATH.
     ui = [sys.executable, "-m", "dagster", "dev", "-m", "metrics_pipeline.definitions"]
     ui += ["-h", "127.0.0.1", "-p", str(port)]
-    # Schedules and sensors start switched off here: the UI shows them, and each can be
-    # switched on under Automation.
-    os.environ["METRICS_AUTOMATION"] = "off"
     print(f"Starting the Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops)")
     # dagster dev maps SIGTERM to its SIGINT handler: had this command inherited an ignored
     # SIGINT (started in the background by a shell), it would ignore both.
@@ -298,7 +368,7 @@ def _serve_ui(port: int) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     # Its own process group: a Ctrl-C reaches it once, passed on from here, and what it
     # started can be ended as a group if it does not stop in time.
-    child = subprocess.Popen(ui, env=os.environ.copy(), start_new_session=True)  # noqa: S603
+    child = subprocess.Popen(ui, env=environ, start_new_session=True)  # noqa: S603
 
     def ask_child_to_stop() -> None:
         if child.poll() is None:

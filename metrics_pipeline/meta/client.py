@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
@@ -31,6 +31,9 @@ from metrics_pipeline.meta.errors import (
     classify,
 )
 from metrics_pipeline.meta.usage import GOVERNOR, UsageGovernor
+
+if TYPE_CHECKING:  # the resource builds this client; only its settings are read here
+    from metrics_pipeline.meta.resource import MetaAdsResource
 
 ALL_EFFECTIVE_STATUSES = (
     "ACTIVE",
@@ -96,24 +99,6 @@ OBJECT_FIELDS = {
         "updated_time",
     ),
 }
-
-
-@dataclass(frozen=True)
-class RetrySettings:
-    request_timeout_seconds: float = 120.0
-    request_budget_seconds: float = 3600.0
-    backoff_base_seconds: float = 2.0
-    backoff_max_seconds: float = 120.0
-    throttle_wait_seconds: float = 60.0  # when Meta throttles without saying for how long
-    slow_down_at_percent: float = 75.0
-    slow_down_max_pause_seconds: float = 60.0
-    # Refused connections, failed DNS and connect timeouts get a short budget of their own:
-    # a wrong host is a configuration error, and waiting an hour for it only hides that.
-    connect_budget_seconds: float = 60.0
-    # Per socket read `request_timeout_seconds` applies; this bounds the whole body, so a
-    # body that trickles in byte by byte still ends.
-    body_deadline_seconds: float = 600.0
-    max_response_bytes: int = 64 * 1024 * 1024
 
 
 BODY_CHUNK_BYTES = 64 * 1024
@@ -183,41 +168,20 @@ def _status_filter(level: str) -> str:
 class GraphApiClient:
     def __init__(
         self,
+        settings: MetaAdsResource,
         *,
-        base_url: str,
-        api_version: str,
-        access_token: str,
-        app_secret: str | None = None,
-        retry: RetrySettings | None = None,
-        page_size: int = 500,
-        days_per_request: int = 7,
-        sync_max_days: int = 7,
-        days_per_report: int = 31,
-        report_poll_seconds: float = 1.0,
-        report_poll_max_seconds: float = 30.0,
-        report_stall_seconds: float = 900.0,
-        report_deadline_seconds: float = 3600.0,
-        max_pages_per_query: int = 10_000,
         log: logging.Logger | Any | None = None,
         governor: UsageGovernor | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        if not access_token:
+        if not settings.access_token:
             raise MetaApiError(ErrorKind.AUTH, "META_ACCESS_TOKEN is not set")
-        self.base_url = base_url.rstrip("/")
-        self.api_version = api_version
-        self._token = access_token
-        self._secret = app_secret or None
-        self.retry = retry or RetrySettings()
-        self.page_size = page_size
-        self.days_per_request = days_per_request
-        self.sync_max_days = sync_max_days
-        self.days_per_report = days_per_report
-        self.report_poll_seconds = report_poll_seconds
-        self.report_poll_max_seconds = report_poll_max_seconds
-        self.report_stall_seconds = report_stall_seconds
-        self.report_deadline_seconds = report_deadline_seconds
-        self.max_pages_per_query = max_pages_per_query
+        # Every limit is read from the resource: its fields hold the one copy of the defaults.
+        self.settings = settings
+        self.base_url = settings.base_url.rstrip("/")
+        self.api_version = settings.api_version
+        self._token = settings.access_token
+        self._secret = settings.app_secret or None
         # When each report job was started (monotonic): a job started a while ago is
         # polled at once rather than after a full poll interval.
         self._report_started: dict[str, float] = {}
@@ -249,20 +213,21 @@ class GraphApiClient:
     # -- one request, retried by meaning --------------------------------------------------
     def _backoff(self, attempt: int) -> float:
         ceiling = min(
-            self.retry.backoff_max_seconds, self.retry.backoff_base_seconds * 2 ** (attempt - 1)
+            self.settings.backoff_max_seconds,
+            self.settings.backoff_base_seconds * 2 ** (attempt - 1),
         )
         return random.uniform(ceiling / 2, ceiling)
 
     def _pause(self, key: str) -> float:
         return self.governor.pause_for(
-            key, self.retry.slow_down_at_percent, self.retry.slow_down_max_pause_seconds
+            key, self.settings.slow_down_at_percent, self.settings.slow_down_max_pause_seconds
         )
 
     def request(
         self, method: str, url: str, params: Mapping[str, Any] | None, site: CallSite
     ) -> dict[str, Any]:
         started = time.monotonic()
-        deadline = started + self.retry.request_budget_seconds
+        deadline = started + self.settings.request_budget_seconds
         key = f"act_{site.account_id.removeprefix('act_')}"
         attempt = 0
         unreachable_since: float | None = None  # start of the current run of connect failures
@@ -275,7 +240,7 @@ class GraphApiClient:
                         ErrorKind.THROTTLED,
                         f"Meta usage limit for "
                         f"{site.describe()}: access not regained within the "
-                        f"{self.retry.request_budget_seconds:.0f}s budget",
+                        f"{self.settings.request_budget_seconds:.0f}s budget",
                     )
                 self.log.info(f"Pausing {pause:.1f}s for Meta usage limits ({site.describe()})")
                 stopping.wait(pause, f"pausing for Meta usage limits ({site.describe()})")
@@ -299,11 +264,11 @@ class GraphApiClient:
             give_up_at = deadline
             if kind is ErrorKind.UNREACHABLE:
                 unreachable_since = unreachable_since or now
-                give_up_at = min(deadline, unreachable_since + self.retry.connect_budget_seconds)
+                give_up_at = min(deadline, unreachable_since + self.settings.connect_budget_seconds)
             else:
                 unreachable_since = None
             if kind is ErrorKind.THROTTLED:
-                wait = max(self._pause(key), self.retry.throttle_wait_seconds)
+                wait = max(self._pause(key), self.settings.throttle_wait_seconds)
             else:
                 wait = self._backoff(attempt)
             if now + wait > give_up_at:
@@ -334,7 +299,7 @@ class GraphApiClient:
                 url,
                 params=self._signed(params or {}) if params is not None else None,
                 headers=self._headers(),
-                timeout=self.retry.request_timeout_seconds,
+                timeout=self.settings.request_timeout_seconds,
                 stream=True,
             )
         except requests.RequestException as exc:
@@ -374,14 +339,14 @@ class GraphApiClient:
     def _read_body(self, response: requests.Response, endpoint: str) -> bytes:
         """The whole body, read as it arrives so that neither its size nor the time it
         takes can grow without bound."""
-        cap = self.retry.max_response_bytes
+        cap = self.settings.max_response_bytes
         too_big = _BodyError(
             ErrorKind.REDUCE_DATA, f"{endpoint} sent a body over the {cap}-byte cap"
         )
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             raise too_big
-        limit = self.retry.body_deadline_seconds
+        limit = self.settings.body_deadline_seconds
         deadline = time.monotonic() + limit
         parts: list[bytes] = []
         size = 0
@@ -413,7 +378,7 @@ class GraphApiClient:
         url, query = self._url(path), dict(params)
         seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         cursors: set[str] = set()
-        for page in range(1, self.max_pages_per_query + 1):
+        for page in range(1, self.settings.max_pages_per_query + 1):
             seen.add(_page_key(url, query))
             body, asked = self._page(url, query, site, shrink_pages)
             rows = body.get("data", [])
@@ -431,7 +396,7 @@ class GraphApiClient:
                 # A page read smaller on request does not make the following pages smaller.
                 query["limit"] = params["limit"]
         raise self._page_error(
-            site, url, f"more than {self.max_pages_per_query} pages (max_pages_per_query)"
+            site, url, f"more than {self.settings.max_pages_per_query} pages (max_pages_per_query)"
         )
 
     def _page(
@@ -442,7 +407,7 @@ class GraphApiClient:
             try:
                 return self.request("GET", url, query, site), query
             except ReduceDataError:
-                limit = int(query.get("limit") or self.page_size)
+                limit = int(query.get("limit") or self.settings.page_size)
                 if not shrink or limit <= MIN_PAGE_SIZE:
                     raise
                 query = {**query, "limit": max(MIN_PAGE_SIZE, limit // 2)}
@@ -489,7 +454,7 @@ class GraphApiClient:
     def objects(self, account_id: str, edge: str, site: CallSite) -> list[dict[str, Any]]:
         params = {
             "fields": ",".join(OBJECT_FIELDS[edge]),
-            "limit": self.page_size,
+            "limit": self.settings.page_size,
             "filtering": _status_filter(edge.rstrip("s")),
         }
         return list(self.paginate(f"{account_id}/{edge}", params, site))
@@ -512,12 +477,12 @@ class GraphApiClient:
         then split by campaign, then ad set, then into shorter ranges.
         """
         query = InsightQuery(account_id, client_id, since, until, tuple(attribution_windows))
-        use_reports = (until - since).days + 1 > self.sync_max_days
-        step = self.days_per_report if use_reports else self.days_per_request
+        use_reports = (until - since).days + 1 > self.settings.sync_max_days
+        step = self.settings.days_per_report if use_reports else self.settings.days_per_request
         chunks = list(query.chunks(step))
         if not use_reports:
             for chunk in chunks:
-                yield chunk.since, chunk.until, self._sync(chunk, self.page_size)
+                yield chunk.since, chunk.until, self._sync(chunk, self.settings.page_size)
             return
         # Every job of the range is started first, so Meta computes them side by side and
         # the range waits about as long as its slowest job, not the sum of them.
@@ -607,7 +572,7 @@ class GraphApiClient:
     def _await_report(self, report_id: str, site: CallSite) -> list[dict[str, Any]]:
         begun = time.monotonic()
         last_progress, progressed_at = -1, begun
-        wait = self.report_poll_seconds
+        wait = self.settings.report_poll_seconds
         # The first poll waits one interval after the job STARTED, not after now.
         started = self._report_started.pop(report_id, begun)
         sleep = max(0.0, wait - (begun - started))
@@ -623,19 +588,19 @@ class GraphApiClient:
             now = time.monotonic()
             if percent != last_progress:
                 last_progress, progressed_at = percent, now
-            if now - progressed_at > self.report_stall_seconds:
+            if now - progressed_at > self.settings.report_stall_seconds:
                 raise ReportFailedError(
                     f"stalled at {percent}% for {now - progressed_at:.0f}s ({state})"
                 )
             # Progress that never ends is no better than none: the job gets a deadline too.
-            if now - started > self.report_deadline_seconds:
+            if now - started > self.settings.report_deadline_seconds:
                 raise ReportFailedError(
                     f"not complete {now - started:.1f}s after it started, at {percent}% "
-                    f"(report_deadline_seconds {self.report_deadline_seconds:g})"
+                    f"(report_deadline_seconds {self.settings.report_deadline_seconds:g})"
                 )
-            wait = min(self.report_poll_max_seconds, wait * 1.5)
+            wait = min(self.settings.report_poll_max_seconds, wait * 1.5)
             sleep = wait
-        params = {"limit": self.page_size}
+        params = {"limit": self.settings.page_size}
         return list(self.paginate(f"{report_id}/insights", params, site, shrink_pages=True))
 
 

@@ -7,16 +7,23 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from metrics_pipeline.meta.client import GraphApiClient, RetrySettings
+from metrics_pipeline.meta.client import GraphApiClient
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v25.0"
 
 
 class MetaAdsResource(ConfigurableResource):
-    """Meta Marketing API access. Wire `access_token` and `app_secret` with `EnvVar`."""
+    """Meta Marketing API access. Wire `access_token` and `app_secret` with `EnvVar`.
 
-    access_token: str = Field(description="META_ACCESS_TOKEN; sent only as a Bearer header.")
+    Its fields are the one copy of the client's settings and their defaults: the client
+    built by `client()` reads them from here.
+    """
+
+    access_token: str = Field(
+        default="",  # no default token: the client refuses to start, naming the variable
+        description="META_ACCESS_TOKEN; sent only as a Bearer header.",
+    )
     app_secret: str | None = Field(
         default=None, description="META_APP_SECRET; enables appsecret_proof."
     )
@@ -42,46 +49,27 @@ class MetaAdsResource(ConfigurableResource):
     )
     max_pages_per_query: int = Field(default=10_000, ge=1, description="Pages per paged query.")
     request_timeout_seconds: float = Field(default=120.0, description="Per connect and read.")
-    request_budget_seconds: float = 3600.0
+    request_budget_seconds: float = Field(
+        default=3600.0,
+        description="How long one request is retried through throttling and server errors.",
+    )
+    # A wrong host is a configuration error: waiting the request budget for it only hides it.
     connect_budget_seconds: float = Field(
         default=60.0, description="Retries of refused connections, DNS failures, connect timeouts."
     )
+    # request_timeout_seconds bounds each socket read; this bounds the whole body, so a body
+    # that trickles in byte by byte still ends.
     body_deadline_seconds: float = Field(default=600.0, description="Whole response body.")
     max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 120.0
-    throttle_wait_seconds: float = 60.0
+    throttle_wait_seconds: float = Field(
+        default=60.0, description="Wait when Meta throttles without saying for how long."
+    )
     slow_down_at_percent: float = Field(
         default=75.0, description="Usage percent above which requests slow down."
     )
     slow_down_max_pause_seconds: float = 60.0
 
     def client(self, log: Any = None) -> GraphApiClient:
-        return GraphApiClient(
-            base_url=self.base_url,
-            api_version=self.api_version,
-            access_token=self.access_token,
-            app_secret=self.app_secret,
-            page_size=self.page_size,
-            days_per_request=self.days_per_request,
-            sync_max_days=self.sync_max_days,
-            days_per_report=self.days_per_report,
-            report_poll_seconds=self.report_poll_seconds,
-            report_poll_max_seconds=self.report_poll_max_seconds,
-            report_stall_seconds=self.report_stall_seconds,
-            report_deadline_seconds=self.report_deadline_seconds,
-            max_pages_per_query=self.max_pages_per_query,
-            retry=RetrySettings(
-                request_timeout_seconds=self.request_timeout_seconds,
-                request_budget_seconds=self.request_budget_seconds,
-                backoff_base_seconds=self.backoff_base_seconds,
-                backoff_max_seconds=self.backoff_max_seconds,
-                throttle_wait_seconds=self.throttle_wait_seconds,
-                slow_down_at_percent=self.slow_down_at_percent,
-                slow_down_max_pause_seconds=self.slow_down_max_pause_seconds,
-                connect_budget_seconds=self.connect_budget_seconds,
-                body_deadline_seconds=self.body_deadline_seconds,
-                max_response_bytes=self.max_response_bytes,
-            ),
-            log=log,
-        )
+        return GraphApiClient(self, log=log)

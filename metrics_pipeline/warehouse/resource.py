@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -58,6 +59,9 @@ WRITE_PROBE_SECONDS_ENV = "METRICS_WRITE_PROBE_SECONDS"
 # (url, connect timeout, statement timeout) -> engine: the limits are set per connection.
 _ENGINES: dict[tuple[str, int, int], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
+# The engines whose schema this process has checked (see WarehouseResource.ensure_schema).
+_SCHEMA_READY: set[tuple[str, int, int]] = set()
+_SCHEMA_LOCK = threading.Lock()
 _PROBE_LOCK = threading.Lock()
 
 Scope = Mapping[str, Any]  # column -> value, or column -> list of values (IN)
@@ -69,8 +73,13 @@ def default_data_dir() -> Path:
     return Path(home) if home else Path.cwd() / ".metrics_pipeline"
 
 
+def sqlite_warehouse_url(folder: Path) -> str:
+    """The embedded warehouse: one SQLite file in `folder` (the Dagster home)."""
+    return f"sqlite:///{folder / 'metrics_warehouse.sqlite'}"
+
+
 def default_warehouse_url() -> str:
-    return f"sqlite:///{default_data_dir() / 'metrics_warehouse.sqlite'}"
+    return sqlite_warehouse_url(default_data_dir())
 
 
 def normalize_url(url: str) -> str:
@@ -136,7 +145,7 @@ def _statement_timed_out(error: BaseException) -> bool:
     return sqlstate(error) == QUERY_CANCELED and "statement timeout" in str(error)
 
 
-def _prepare(engine: Engine, statement_timeout_seconds: int) -> None:
+def _ensure_schema(engine: Engine, statement_timeout_seconds: int) -> None:
     _probe(engine)
     try:
         ensure_schema(engine)
@@ -197,11 +206,6 @@ def _engine(
                     cursor.close()
                     dbapi_connection.commit()
 
-            try:
-                _prepare(engine, statement_timeout_seconds)
-            except BaseException:
-                engine.dispose()  # nothing cached, so the next use tries again
-                raise
             _ENGINES[key] = engine
         return engine
 
@@ -279,21 +283,20 @@ def _clients_of(scopes: Sequence[Scope]) -> object:
 class WarehouseResource(ConfigurableResource):
     """Any SQLAlchemy URL; SQLite under the Dagster home by default, PostgreSQL in production.
 
-    Without `url` the URL is read from METRICS_WAREHOUSE_URL when the resource is used, so
-    a password in it never becomes configuration shown in the UI. The timeouts apply to
-    PostgreSQL (SQLite waits up to 60 s for its write lock).
+    Wire `url` with `EnvVar("METRICS_WAREHOUSE_URL")` (definitions.py does), so a password
+    in it is read at run time and never becomes configuration shown in the UI; empty means
+    the SQLite file under the Dagster home. The timeouts apply to PostgreSQL (SQLite waits
+    up to 60 s for its write lock).
     """
 
-    url: str = ""
+    url: str = Field(default="", description="METRICS_WAREHOUSE_URL (may hold a password)")
     connect_timeout_seconds: int = 10
     statement_timeout_seconds: int = 600  # any one statement of the pipeline
     lock_timeout_seconds: int = 300  # waiting for another run's write lock on a partition
 
     @property
     def resolved_url(self) -> str:
-        return normalize_url(
-            self.url or os.environ.get(WAREHOUSE_URL_ENV) or default_warehouse_url()
-        )
+        return normalize_url(self.url or default_warehouse_url())
 
     @property
     def display_url(self) -> str:
@@ -302,9 +305,29 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def engine(self) -> Engine:
-        return _engine(
-            self.resolved_url, self.connect_timeout_seconds, self.statement_timeout_seconds
-        )
+        """The pooled engine for this URL; connects lazily and creates no table."""
+        return _engine(*self._engine_key())
+
+    def _engine_key(self) -> tuple[str, int, int]:
+        return (self.resolved_url, self.connect_timeout_seconds, self.statement_timeout_seconds)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # The one place a run prepares its stores: before any step reads or writes them.
+        self.ensure_schema()
+
+    def ensure_schema(self) -> None:
+        """Create the tables of a new warehouse, or check and migrate an existing one.
+
+        Runs call it as their warehouse resource starts; code outside a run (the command
+        line, tests, scripts) calls it before it first touches a fresh warehouse. Once per
+        process and engine: later calls return at once.
+        """
+        key = self._engine_key()
+        with _SCHEMA_LOCK:
+            if key in _SCHEMA_READY:
+                return
+            _ensure_schema(_engine(*key), self.statement_timeout_seconds)
+            _SCHEMA_READY.add(key)
 
     def check_reachable(self) -> None:
         """Connect once, within the connect timeout; WarehouseUnavailableError if not.

@@ -4,8 +4,14 @@ successful and failed collections, missing dates, last and next run."""
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
-from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetPartitionStatus,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks.completeness import completeness_by_client, completeness_pct

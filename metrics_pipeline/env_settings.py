@@ -1,0 +1,69 @@
+"""Resource settings from environment variables, each default kept once on its field.
+
+`EnvVar` fails when its variable is unset, so only the variables that are set (and not
+empty) become keyword arguments; every other field keeps the default declared on the
+resource. Strings and ints go through `EnvVar`, read when a run starts and shown in the UI
+by name only, which keeps secrets and URLs out of the configuration. Dagster has no float
+or bool `EnvVar`, so those (never secret) are read here, checked, and passed as values.
+
+`resolve=True` passes every value itself instead: for a process that runs the pipeline in
+its own memory and never serves these definitions to the UI (the command line), and that
+must read its settings before any run, e.g. to check the warehouse answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import ConfigurableResource, EnvVar
+
+
+class SettingError(ValueError):
+    """A variable's value does not fit its field: one line naming both."""
+
+
+def env_settings(
+    resource_type: type[ConfigurableResource],
+    variables: Mapping[str, str],
+    environ: Mapping[str, str] | None = None,
+    resolve: bool = False,
+) -> dict[str, Any]:
+    """Keyword arguments for `resource_type` from `variables` (field -> variable name), read
+    from `environ` (default: this process's environment)."""
+    environ = os.environ if environ is None else environ
+    fields = resource_type.model_fields
+    settings: dict[str, Any] = {}
+    for field, variable in variables.items():
+        value = environ.get(variable)
+        if not value:
+            continue  # the field's own default
+        kind = fields[field].annotation
+        if kind is float:
+            settings[field] = float(_checked(resource_type, field, variable, value, float))
+        elif kind is bool:
+            settings[field] = _checked(resource_type, field, variable, value, bool) == "true"
+        elif kind is int:
+            number = int(_checked(resource_type, field, variable, value, int))
+            settings[field] = number if resolve else EnvVar.int(variable)
+        else:
+            settings[field] = value if resolve else EnvVar(variable)
+    return settings
+
+
+def _checked(
+    resource_type: type[ConfigurableResource], field: str, variable: str, value: str, kind: type
+) -> str:
+    """`value` when it reads as `kind` (a bool is `true` or `false`); else a SettingError."""
+    text = value.strip().lower() if kind is bool else value
+    try:
+        if kind is bool and text not in ("true", "false"):
+            raise ValueError(text)
+        kind(text)
+    except ValueError:
+        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise SettingError(
+            f"{variable} ({resource_type.__name__}.{field}): {value!r} is not {expected}"
+        ) from None
+    return text

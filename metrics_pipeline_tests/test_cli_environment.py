@@ -1,0 +1,57 @@
+"""The command line reads its environment and never changes it: what it runs on is passed
+to the definitions and the runner explicitly (run in this process, through `main`)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from metrics_pipeline.cli.main import main
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
+from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
+
+
+def test_materialize_leaves_the_environment_unchanged(tmp_path, monkeypatch, sandbox):
+    # No DAGSTER_HOME and no warehouse URL: the command picks local folders for both.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("METRICS_WAREHOUSE_URL", raising=False)
+    monkeypatch.setenv("METRICS_CLIENTS_FILE", str(BUNDLED_CLIENTS))
+    monkeypatch.setenv("META_API_BASE_URL", sandbox.url)
+    monkeypatch.setenv("META_ACCESS_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("METRICS_AS_OF", NOW.isoformat())  # the sandbox's "now" too
+    before = dict(os.environ)
+    day = str(NOW.date() - timedelta(days=3))
+    status = main(["materialize", "--start", day, "--end", day, "--client", "canyon_lodge"])
+    assert status == 0
+    assert dict(os.environ) == before
+    home = tmp_path / ".metrics_pipeline" / "dagster_home"
+    warehouse = WarehouseResource(url=f"sqlite:///{home / 'metrics_warehouse.sqlite'}")
+    daily = warehouse.read("daily_kpi_data")
+    assert list(daily["client_id"]) == ["canyon_lodge"]
+    assert [str(d) for d in daily["date"]] == [day]
+
+
+def test_demo_leaves_the_environment_unchanged_and_names_what_it_ignores(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    deployment = {
+        "DAGSTER_HOME": str(tmp_path / "deployment_home"),
+        "METRICS_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'deployment.sqlite'}",
+        "META_ACCESS_TOKEN": "placeholder-deployment-token",
+        "METRICS_CLIENTS_FILE": str(tmp_path / "no_such_clients.yaml"),
+    }
+    for name, value in deployment.items():
+        monkeypatch.setenv(name, value)
+    before = dict(os.environ)
+    assert main(["demo"]) == 0
+    assert dict(os.environ) == before
+    out = capsys.readouterr().out
+    ignoring = next(line for line in out.splitlines() if line.startswith("demo: ignoring"))
+    assert all(name in ignoring for name in deployment)
+    # Nothing landed where the deployment's variables point.
+    assert not (tmp_path / "deployment_home").exists()
+    assert not (tmp_path / "deployment.sqlite").exists()
+    assert (tmp_path / ".metrics_pipeline" / "dagster_home" / "metrics_warehouse.sqlite").exists()
