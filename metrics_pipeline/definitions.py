@@ -17,6 +17,7 @@ from metrics_pipeline.assets.serving.checks import build_serving_checks
 from metrics_pipeline.assets.serving.client_kpi_rollups import build_client_kpi_rollups
 from metrics_pipeline.assets.serving.current_week_cache import build_current_week_cache
 from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
+from metrics_pipeline.automation.derived import build_automation_sensor
 from metrics_pipeline.automation.gaps import build_gap_sensor
 from metrics_pipeline.automation.jobs import build_jobs
 from metrics_pipeline.automation.notifier import AlertNotifier
@@ -111,6 +112,7 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
             build_gap_sensor(catalog, collect_job),
             build_check_alert_sensor([key for c in checks for key in c.check_keys]),
             run_failure_alert_sensor,
+            build_automation_sensor(),
         ],
         resources=resources or default_resources(),
     )

@@ -188,7 +188,7 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
         defs, catalog, instance, *have, client_ids=["harbour_view_hotel"]
     ).success
     sensor = build_gap_sensor(
-        catalog, defs.resolve_job_def("collect_job"), history_days=5, max_partitions=4
+        catalog, defs.resolve_job_def("collect_and_derive"), history_days=5, max_partitions=4
     )
     context = build_sensor_context(
         instance=instance,

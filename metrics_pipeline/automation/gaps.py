@@ -16,7 +16,7 @@ from dagster import (
     sensor,
 )
 
-from metrics_pipeline.automation.status import sensor_status
+from metrics_pipeline.automation.status import sensor_interval, sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import Period, settled_yesterday
@@ -65,7 +65,7 @@ def build_gap_sensor(
     @sensor(
         name="gap_backfill_sensor",
         job=collect_job,
-        minimum_interval_seconds=600,
+        minimum_interval_seconds=sensor_interval(600),
         default_status=sensor_status(),
         description=f"Every 10 minutes: (client, day) partitions of the last {history_days} "
         f"settled days with no daily_kpi_data (missing or failed) are backfilled, at most "
