@@ -25,6 +25,10 @@ from metrics_pipeline.partitions import RANGE_END, RANGE_START, contiguous_range
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 GAP_TAG = "metrics_pipeline/gap_backfill"
+# A client whose timezone is not configured and whose account was never read yet is looked
+# at from the last timezone to start a day: its "yesterday" has then ended everywhere, and
+# the first run stores the account's real timezone for the next ticks.
+UNREAD_ZONE = "Etc/GMT+12"
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -83,10 +87,11 @@ def build_gap_sensor(
             for key in context.instance.get_materialized_partitions(AssetKey("daily_kpi_data"))
         }
         moment = clock.now()
+        known = client_zones(catalog.clients, warehouse)
         gaps = missing_days(
             catalog,
             materialized,
-            client_zones(catalog.clients, warehouse),
+            {client_id: known.get(client_id, UNREAD_ZONE) for client_id in catalog.client_ids},
             moment,
             history_days,
             settle_hours,
