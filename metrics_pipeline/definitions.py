@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 
 from metrics_pipeline.assets.health.collection_health import build_collection_health
 from metrics_pipeline.assets.kpis.campaign_summaries import build_campaign_summaries
@@ -115,6 +115,9 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
             build_automation_sensor(),
         ],
         resources=resources or default_resources(),
+        # A run is a few steps of one layer; a process per step would cost more start-up
+        # than the steps themselves. Parallelism is across clients in a step and across runs.
+        executor=in_process_executor,
     )
 
 
