@@ -44,7 +44,8 @@ from metrics_pipeline_tests.truth import normal_expected, stored_kpis
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
-HISTORY_START = date(2026, 11, 5)  # 14 days before NOW: one gap-sensor tick covers them
+# A month's first day, so November is a monthly partition (and weeks start on the 2nd).
+HISTORY_START = date(2026, 11, 1)
 TICK_SECONDS = 5
 # Each client's local "yesterday" at NOW (20:00 UTC), settled 2 h into its today: written
 # here from the clients' UTC offsets in November, not asked of the pipeline.
@@ -347,7 +348,8 @@ def test_the_deployment_runs_by_itself(deployment):
         cache = {str(k) for k in instance.get_materialized_partitions(CACHE)}
         rollups = {str(k) for k in instance.get_materialized_partitions(ROLLUPS)}
         return (
-            weeks >= {f"{c}|{m}" for c in LAST_DAY for m in ("2026-11-09", "2026-11-16")}
+            weeks
+            >= {f"{c}|{m}" for c in LAST_DAY for m in ("2026-11-02", "2026-11-09", "2026-11-16")}
             and months >= {f"{c}|2026-11-01" for c in LAST_DAY}
             and cache >= set(LAST_DAY)
             and rollups >= set(LAST_DAY)
@@ -379,7 +381,7 @@ def test_the_deployment_runs_by_itself(deployment):
                 days = collected(client, *month_bounds(start))
             assert stored_kpis(row) == normal_expected(truth(world, client, days)), (client, start)
             assert row["days_with_data"] == len(days)
-        assert sorted(summaries["summary_type"]) == ["monthly", "weekly", "weekly"], client
+        assert sorted(summaries["summary_type"]) == ["monthly", *["weekly"] * 3], client
         cache = warehouse.read("current_week_cache", {"client_id": client}).to_dict("records")
         week = collected(client, monday_of(LOCAL_TODAY[client]), LOCAL_TODAY[client])
         assert len(cache) == 1

@@ -15,6 +15,7 @@ MONTHLY_JOB = "monthly_summaries"
 SERVING_JOB = "serving"
 CACHE_JOB = "current_week_cache_refresh"
 HEALTH_JOB = "health_checks"
+LAYER_TAG = "metrics_pipeline/layer"
 
 
 def build_jobs(catalog: Catalog, checks: list):
@@ -24,6 +25,8 @@ def build_jobs(catalog: Catalog, checks: list):
         selection=AssetSelection.assets(AssetKey("meta_insights"), AssetKey("daily_kpi_data"))
         - history,
         description="Collect raw insights and derive daily KPIs for (client, day) partitions.",
+        # dagster.yaml runs one collection at a time by this tag (see there why).
+        tags={LAYER_TAG: "collect"},
     )
     cache_job = define_asset_job(
         CACHE_JOB,

@@ -248,6 +248,7 @@ def _isolate_demo() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE
+    from metrics_pipeline.domain.periods import month_start, week_start
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
     _quiet_dagster()
@@ -261,9 +262,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         # collected up to their own today.
         end = now.date() + timedelta(days=1)
         start = now.date() - timedelta(days=DEMO_DAYS)
-        # The demo's partitions start with its window (the UI and `--ui` read the same), so
-        # the graph shows its days filled rather than a year of grey.
-        os.environ["METRICS_HISTORY_START"] = start.isoformat()
+        # The demo's partitions start with its window (`--ui` reads the same), so the graph
+        # shows its days filled rather than a year of grey; from the window's first month or
+        # week, whichever begins first, so that month and week are partitions too.
+        os.environ["METRICS_HISTORY_START"] = min(month_start(start), week_start(start)).isoformat()
         print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
         print(f"Materialising {start} .. {end} for the demo clients")
         started = time.monotonic()
@@ -301,7 +303,11 @@ def _serve_ui(port: int) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     # Its own process group: a Ctrl-C reaches it once, passed on from here, and what it
     # started can be ended as a group if it does not stop in time.
-    child = subprocess.Popen(ui, env=os.environ.copy(), start_new_session=True)  # noqa: S603
+    # Started in the instance's folder: a dagster.yaml in the caller's folder (the repository's
+    # production one) is then neither read nor warned about.
+    child = subprocess.Popen(  # noqa: S603
+        ui, env=os.environ.copy(), cwd=os.environ["DAGSTER_HOME"], start_new_session=True
+    )
 
     def ask_child_to_stop() -> None:
         if child.poll() is None:
