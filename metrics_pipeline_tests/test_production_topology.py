@@ -159,6 +159,12 @@ def launch_backfill(url: str, client: str, days: list[date]) -> str:
     return result["backfillId"]
 
 
+def backfill_run(instance: DagsterInstance, backfill_id: str):
+    """The backfill's run once it finished, else None."""
+    runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": backfill_id}))
+    return runs[0] if len(runs) == 1 and runs[0].is_finished else None
+
+
 def truth(world: World, client: str, days: list[date]):
     return period_truth(world, ACCOUNT[client], days, 0, LOCAL_TODAY[client])
 
@@ -403,6 +409,7 @@ def test_the_deployment_runs_by_itself(deployment):
             "daily_kpi_data",
         )
     }
+    assert alerts(posts, "Check failed: meta_insights:quality") == []
     sandbox.inject("clicks_over_impressions", count=-1, account=ACCOUNT[faulty], day=str(day))
     launch_backfill(deployment["graphql"], faulty, [day])
     wait_for(
@@ -425,11 +432,15 @@ def test_the_deployment_runs_by_itself(deployment):
 
     # 4. A run that fails (a revoked permission) alerts once, naming the client.
     revoked = "canyon_lodge"
+    assert alerts(posts, "Run failed", revoked) == []
     sandbox.inject("permission", count=-1, route="insights", account=ACCOUNT[revoked])
-    launch_backfill(deployment["graphql"], revoked, [LAST_DAY[revoked]])
-    wait_for("the run-failure alert", lambda: alerts(posts, "Run failed", revoked), 240)
+    backfill_id = launch_backfill(deployment["graphql"], revoked, [LAST_DAY[revoked]])
+    failed_run = wait_for("the failed run", lambda: backfill_run(instance, backfill_id), 240)
+    assert failed_run.status == DagsterRunStatus.FAILURE
+    wait_for("the run-failure alert", lambda: alerts(posts, "Run failed", revoked), 120)
     time.sleep(4 * TICK_SECONDS)
-    assert len(alerts(posts, "Run failed", revoked)) == 1
+    sent = alerts(posts, "Run failed", revoked)
+    assert len(sent) == 1 and failed_run.run_id[:8] in sent[0], sent
     sandbox.clear_faults()
 
     # 6. A backfill launched through the webserver for one client and 10 days is one run.
