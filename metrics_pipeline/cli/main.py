@@ -305,8 +305,14 @@ def _serve_ui(port: int) -> int:
     # started can be ended as a group if it does not stop in time.
     # Started in the instance's folder: a dagster.yaml in the caller's folder (the repository's
     # production one) is then neither read nor warned about.
+    # `dagster dev` says to use `dg dev`, which needs a dg project folder; the demo runs on
+    # the installed package from any folder, so that one warning is silenced.
+    env = os.environ.copy()
+    env["PYTHONWARNINGS"] = ",".join(
+        filter(None, [env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"])
+    )
     child = subprocess.Popen(  # noqa: S603
-        ui, env=os.environ.copy(), cwd=os.environ["DAGSTER_HOME"], start_new_session=True
+        ui, env=env, cwd=os.environ["DAGSTER_HOME"], start_new_session=True
     )
 
     def ask_child_to_stop() -> None:
