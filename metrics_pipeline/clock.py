@@ -19,3 +19,7 @@ class ClockResource(ConfigurableResource):
             return datetime.now(UTC)
         moment = datetime.fromisoformat(self.as_of)
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    def now_or(self, scheduled: datetime) -> datetime:
+        """A schedule's instant: the pinned "now" for replays, else its scheduled time."""
+        return self.now() if self.as_of else scheduled

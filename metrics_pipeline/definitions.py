@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import Definitions, definitions
+from dagster import Definitions, definitions, in_process_executor
 
 from metrics_pipeline.assets.health.collection_health import build_collection_health
 from metrics_pipeline.assets.kpis.campaign_summaries import build_campaign_summaries
@@ -17,6 +17,7 @@ from metrics_pipeline.assets.serving.checks import build_serving_checks
 from metrics_pipeline.assets.serving.client_kpi_rollups import build_client_kpi_rollups
 from metrics_pipeline.assets.serving.current_week_cache import build_current_week_cache
 from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
+from metrics_pipeline.automation.derived import build_automation_sensor
 from metrics_pipeline.automation.gaps import build_gap_sensor
 from metrics_pipeline.automation.jobs import build_jobs
 from metrics_pipeline.automation.notifier import AlertNotifier
@@ -118,8 +119,12 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
             build_gap_sensor(catalog, collect_job),
             build_check_alert_sensor([key for c in checks for key in c.check_keys]),
             run_failure_alert_sensor,
+            build_automation_sensor(),
         ],
         resources=resources or default_resources(),
+        # A run is a few steps of one layer; a process per step would cost more start-up
+        # than the steps themselves. Parallelism is across clients in a step and across runs.
+        executor=in_process_executor,
     )
 
 

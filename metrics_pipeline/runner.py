@@ -23,6 +23,15 @@ from dagster import (
     define_asset_job,
 )
 
+from metrics_pipeline.automation.jobs import (
+    AD_OBJECTS_JOB,
+    CACHE_JOB,
+    COLLECT_JOB,
+    MONTHLY_JOB,
+    REDERIVE_JOB,
+    SERVING_JOB,
+    WEEKLY_JOB,
+)
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks.names import history_check_keys
 from metrics_pipeline.domain.periods import local_today, month_start, week_start
@@ -37,8 +46,16 @@ WEEKLY = [AssetKey(["campaign_summaries", "weekly"])]
 MONTHLY = [AssetKey(["campaign_summaries", "monthly"])]
 SERVING = [AssetKey("current_week_cache"), AssetKey("client_kpi_rollups")]
 OBJECTS = [AssetKey("meta_ad_objects")]
-# The job name runs launched here carry (what `materialize()` would call them).
-STAGE_JOB = "__ephemeral_asset_job__"
+# The job name each stage's runs carry, so the run list says what a run built.
+STAGE_JOBS: dict[tuple[AssetKey, ...], str] = {
+    tuple(OBJECTS): AD_OBJECTS_JOB,
+    tuple(RAW_AND_DAILY): COLLECT_JOB,
+    tuple(DAILY_ONLY): REDERIVE_JOB,
+    tuple(WEEKLY): WEEKLY_JOB,
+    tuple(MONTHLY): MONTHLY_JOB,
+    tuple(SERVING): SERVING_JOB,
+    tuple(SERVING[:1]): CACHE_JOB,
+}
 INVOCATION_TAG = "metrics_pipeline/invocation"
 
 
@@ -168,15 +185,18 @@ def run_stage(
     targets = targets - AssetSelection.checks(*history_checks)
     # What `materialize()` does, with the caller's loggers (the command line prints one line
     # per warning instead of Dagster's stack traces).
+    job_name = STAGE_JOBS.get(
+        tuple(selection), "materialize_" + "_".join(k.path[-1] for k in selection)
+    )
     stage_defs = Definitions(
-        jobs=[define_asset_job(STAGE_JOB, selection=targets)],
+        jobs=[define_asset_job(job_name, selection=targets)],
         assets=list(defs.assets or []),
         asset_checks=list(defs.asset_checks or []),
         resources=defs.resources,
         loggers=loggers,
     )
     logger_names = list(loggers or {"console": None})
-    result = stage_defs.resolve_job_def(STAGE_JOB).execute_in_process(
+    result = stage_defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         tags={**tags, RANGE_START: first_key, RANGE_END: last_key},
         run_config={

@@ -12,6 +12,7 @@ import pytest
 from dagster import build_schedule_context, build_sensor_context
 
 from metrics_pipeline.automation.gaps import build_gap_sensor
+from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.partitions import RANGE_END, RANGE_START
 from metrics_pipeline.runner import materialize_window
@@ -52,7 +53,7 @@ def run_requests(defs, name: str, when: datetime, warehouse: WarehouseResource):
     schedule = defs.resolve_schedule_def(name)
     context = build_schedule_context(
         scheduled_execution_time=when,
-        resources={"warehouse": warehouse},
+        resources={"warehouse": warehouse, "clock": ClockResource()},
         repository_def=defs.get_repository_def(),
     )
     return schedule.evaluate_tick(context).run_requests or []
@@ -189,7 +190,7 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
         defs, catalog, instance, *have, client_ids=["harbour_view_hotel"]
     ).success
     sensor = build_gap_sensor(
-        catalog, defs.resolve_job_def("collect_job"), history_days=5, max_partitions=4
+        catalog, defs.resolve_job_def("collect_and_derive"), history_days=5, max_partitions=4
     )
     context = build_sensor_context(
         instance=instance,

@@ -157,7 +157,7 @@ def test_completeness_reports_the_missing_pairs(world, demo_clients, instance, t
             (gap + timedelta(days=1), yesterday),
         ):
             assert materialize_window(defs, catalog, instance, start, end).success
-        defs.resolve_job_def("health_checks_job").execute_in_process(instance=instance)
+        defs.resolve_job_def("health_checks").execute_in_process(instance=instance)
     result = latest_outcome(instance, "daily_kpi_data:completeness")
     assert not result.passed
     assert result.offending == [{"client": "altstadt_apartments", "date": str(gap)}]
@@ -176,7 +176,7 @@ def test_freshness_fails_when_the_cache_is_older_than_15_minutes(setup, catalog,
         resources = make_resources(sandbox.url, warehouse.url)
         resources["clock"] = ClockResource(as_of=(NOW + timedelta(minutes=minutes)).isoformat())
         later = build_definitions(catalog, resources)
-        later.resolve_job_def("health_checks_job").execute_in_process(
+        later.resolve_job_def("health_checks").execute_in_process(
             instance=instance, raise_on_error=False
         )
         result = latest_outcome(instance, "current_week_cache:freshness")
@@ -203,7 +203,7 @@ def test_a_failed_run_alerts_with_its_partitions_and_error(setup, catalog, insta
     posts = [p for p in posts if f"({run.run_id[:8]})" in p["text"]]
     assert len(posts) == 1
     text = posts[0]["text"]
-    assert text.startswith(f"*Run failed: __ephemeral_asset_job__ ({run.run_id[:8]})")
+    assert text.startswith(f"*Run failed: collect_and_derive ({run.run_id[:8]})")
     assert f"partitions: canyon_lodge|{WINDOW[0]} .. canyon_lodge|{WINDOW[1]}" in text
     assert "client 'canyon_lodge', account act_1000000002" in text
     assert "(#200) Requires ads_read permission" in text

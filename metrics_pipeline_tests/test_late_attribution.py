@@ -23,6 +23,7 @@ from dagster import (
     evaluate_automation_conditions,
 )
 
+from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.partitions import RANGE_END, RANGE_START
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ground_truth import Totals, day_truth
@@ -145,7 +146,7 @@ def test_lookback_schedule_and_automation_conditions_carry_late_attribution(
     schedule = defs.resolve_schedule_def(LOOKBACK_SCHEDULE)
     context = build_schedule_context(
         scheduled_execution_time=tick,
-        resources={"warehouse": warehouse},
+        resources={"warehouse": warehouse, "clock": ClockResource()},
         repository_def=defs.get_repository_def(),
     )
     requests = schedule.evaluate_tick(context).run_requests or []

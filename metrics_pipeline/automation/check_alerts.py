@@ -23,7 +23,7 @@ from dagster import (
 
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.automation.outbox import send_and_keep
-from metrics_pipeline.automation.status import sensor_status
+from metrics_pipeline.automation.status import sensor_interval, sensor_status
 
 MAX_EVENTS_PER_TICK = 500
 # Finished check executions, by the status's name: Dagster exports no public type for it.
@@ -144,7 +144,7 @@ def evaluate(
 def build_check_alert_sensor(check_keys: list[AssetCheckKey], minimum_interval_seconds: int = 60):
     @sensor(
         name="check_alert_sensor",
-        minimum_interval_seconds=minimum_interval_seconds,
+        minimum_interval_seconds=sensor_interval(minimum_interval_seconds),
         default_status=sensor_status(),
         description="Sends each new asset-check failure once, and once when it recovers, to "
         "the configured webhook and email; undelivered messages are retried.",

@@ -15,7 +15,7 @@ from dagster import (
     sensor,
 )
 
-from metrics_pipeline.automation.status import sensor_status
+from metrics_pipeline.automation.status import sensor_interval, sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import SETTLE_HOURS, due_days
@@ -24,6 +24,10 @@ from metrics_pipeline.partitions import contiguous_ranges, day_range_tags
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 GAP_TAG = "metrics_pipeline/gap_backfill"
+# A client whose timezone is not configured and whose account was never read yet is looked
+# at from the last timezone to start a day: its "yesterday" has then ended everywhere, and
+# the first run stores the account's real timezone for the next ticks.
+UNREAD_ZONE = "Etc/GMT+12"
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -60,7 +64,7 @@ def build_gap_sensor(
     @sensor(
         name="gap_backfill_sensor",
         job=collect_job,
-        minimum_interval_seconds=600,
+        minimum_interval_seconds=sensor_interval(600),
         default_status=sensor_status(),
         description=f"Every 10 minutes: (client, day) partitions of the last {history_days} "
         f"settled days with no daily_kpi_data (missing or failed) are backfilled, at most "
@@ -78,10 +82,11 @@ def build_gap_sensor(
             for key in context.instance.get_materialized_partitions(AssetKey("daily_kpi_data"))
         }
         moment = clock.now()
+        known = client_zones(catalog.clients, warehouse)
         gaps = missing_days(
             catalog,
             materialized,
-            client_zones(catalog.clients, warehouse),
+            {client_id: known.get(client_id, UNREAD_ZONE) for client_id in catalog.client_ids},
             moment,
             history_days,
             settle_hours,

@@ -24,7 +24,7 @@ from dagster import (
 
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.automation.outbox import send_and_keep
-from metrics_pipeline.automation.status import sensor_status
+from metrics_pipeline.automation.status import sensor_interval, sensor_status
 from metrics_pipeline.partitions import RANGE_END, RANGE_START
 from metrics_pipeline.steps.failures import step_error
 
@@ -85,7 +85,7 @@ def new_failures(
 
 @sensor(
     name="run_failure_alert_sensor",
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval(60),
     default_status=sensor_status(),
     description="Sends every failed run, with its partitions and errors, to the alert "
     "channels; undelivered messages are retried.",

@@ -16,6 +16,7 @@ from dagster import (
 
 from metrics_pipeline.automation.status import schedule_status
 from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import SETTLE_HOURS, settled_yesterday
 from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.partitions import (
@@ -47,8 +48,10 @@ def build_schedules(
         description=f"Hourly: each client's yesterday, once {settle_hours}h of its today have "
         "passed in its own timezone (once per client and day).",
     )
-    def daily_collection_schedule(context: ScheduleEvaluationContext, warehouse: WarehouseResource):
-        moment = context.scheduled_execution_time
+    def daily_collection_schedule(
+        context: ScheduleEvaluationContext, warehouse: WarehouseResource, clock: ClockResource
+    ):
+        moment = clock.now_or(context.scheduled_execution_time)
         requests = []
         for client_id, tz in client_zones(catalog.clients, warehouse).items():
             day = settled_yesterday(moment, tz, settle_hours)
@@ -71,9 +74,9 @@ def build_schedules(
         "days before yesterday as ONE ranged run, so late conversions reach every store.",
     )
     def attribution_lookback_schedule(
-        context: ScheduleEvaluationContext, warehouse: WarehouseResource
+        context: ScheduleEvaluationContext, warehouse: WarehouseResource, clock: ClockResource
     ):
-        moment = context.scheduled_execution_time
+        moment = clock.now_or(context.scheduled_execution_time)
         requests = []
         for client_id, tz in client_zones(catalog.clients, warehouse).items():
             day = settled_yesterday(moment, tz, settle_hours)
@@ -102,9 +105,9 @@ def build_schedules(
         description="Every 15 minutes, for the clients whose local time is within the day.",
     )
     def current_week_cache_schedule(
-        context: ScheduleEvaluationContext, warehouse: WarehouseResource
+        context: ScheduleEvaluationContext, warehouse: WarehouseResource, clock: ClockResource
     ):
-        moment = context.scheduled_execution_time
+        moment = clock.now_or(context.scheduled_execution_time)
         awake = {
             client_id
             for client_id, tz in client_zones(catalog.clients, warehouse).items()

@@ -293,13 +293,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.catalog import build_catalog
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
     from metrics_pipeline.definitions import default_resources
-    from metrics_pipeline.partitions import DEFAULT_HISTORY_START
+    from metrics_pipeline.domain.periods import month_start, week_start
+    from metrics_pipeline.partitions import HISTORY_START_ENV
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
     from metrics_pipeline.warehouse.resource import sqlite_warehouse_url
 
     environ = _demo_environment()
     home = _ensure_dagster_home(None)
-    catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), DEFAULT_HISTORY_START)
+    now = datetime.now(UTC)
+    # The day after UTC today: clients ahead of UTC already live in it; the others are
+    # collected up to their own today.
+    end = now.date() + timedelta(days=1)
+    start = now.date() - timedelta(days=DEMO_DAYS)
+    # The demo's partitions start with its window (`--ui` reads the same), so the graph
+    # shows its days filled rather than a year of grey; from the window's first month or
+    # week, whichever begins first, so that month and week are partitions too.
+    history_start = min(month_start(start), week_start(start)).isoformat()
+    catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), history_start)
     with SandboxServer(port=args.sandbox_port) as sandbox:
         # Where the demo runs is its own; the settings it keeps (limits, alert details)
         # come from the environment.
@@ -310,13 +320,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "METRICS_CLIENTS_FILE": str(BUNDLED_CLIENTS_FILE),
             "META_API_BASE_URL": sandbox.url,
             "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+            HISTORY_START_ENV: history_start,
         }
         resources = default_resources(demo_environ, resolve=True)
-        now = datetime.now(UTC)
-        # The day after UTC today: clients ahead of UTC already live in it; the others are
-        # collected up to their own today.
-        end = now.date() + timedelta(days=1)
-        start = now.date() - timedelta(days=DEMO_DAYS)
         print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
         print(f"Materialising {start} .. {end} for the demo clients")
         started = time.monotonic()
@@ -368,7 +374,17 @@ def _serve_ui(port: int, environ: dict[str, str]) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     # Its own process group: a Ctrl-C reaches it once, passed on from here, and what it
     # started can be ended as a group if it does not stop in time.
-    child = subprocess.Popen(ui, env=environ, start_new_session=True)  # noqa: S603
+    # Started in the instance's folder: a dagster.yaml in the caller's folder (the repository's
+    # production one) is then neither read nor warned about.
+    # `dagster dev` says to use `dg dev`, which needs a dg project folder; the demo runs on
+    # the installed package from any folder, so that one warning is silenced.
+    env = dict(environ)
+    env["PYTHONWARNINGS"] = ",".join(
+        filter(None, [env.get("PYTHONWARNINGS"), "ignore:Function `dev_command` is superseded"])
+    )
+    child = subprocess.Popen(  # noqa: S603
+        ui, env=env, cwd=environ["DAGSTER_HOME"], start_new_session=True
+    )
 
     def ask_child_to_stop() -> None:
         if child.poll() is None:
