@@ -13,6 +13,9 @@ from metrics_pipeline.assets.kpis.daily_kpi_data import build_daily_kpi_data
 from metrics_pipeline.assets.meta.checks import build_api_version_check, build_meta_insights_checks
 from metrics_pipeline.assets.meta.meta_ad_objects import build_meta_ad_objects
 from metrics_pipeline.assets.meta.meta_insights import build_meta_insights
+from metrics_pipeline.assets.portfolio.checks import build_portfolio_checks
+from metrics_pipeline.assets.portfolio.fx_rates import build_fx_rates
+from metrics_pipeline.assets.portfolio.portfolio_kpis import build_portfolio_kpis
 from metrics_pipeline.assets.serving.checks import build_serving_checks
 from metrics_pipeline.assets.serving.client_kpi_rollups import build_client_kpi_rollups
 from metrics_pipeline.assets.serving.current_week_cache import build_current_week_cache
@@ -25,6 +28,7 @@ from metrics_pipeline.automation.schedules import build_schedules
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource
+from metrics_pipeline.fx.resource import DEFAULT_RATES_URL, DEFAULT_REPORTING_CURRENCY, FxResource
 from metrics_pipeline.meta.resource import DEFAULT_API_VERSION, DEFAULT_BASE_URL, MetaAdsResource
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -37,6 +41,8 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
     cache = build_current_week_cache(catalog, daily_kpi_data)
     rollups = build_client_kpi_rollups(catalog, daily_kpi_data)
     meta_ad_objects = build_meta_ad_objects(catalog)
+    fx_rates = build_fx_rates(catalog)
+    portfolio = build_portfolio_kpis(catalog, daily_kpi_data, fx_rates)
     assets = [
         build_collection_health(catalog),
         meta_ad_objects,
@@ -46,12 +52,15 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
         monthly,
         cache,
         rollups,
+        fx_rates,
+        portfolio,
     ]
     checks = [
         *build_api_version_check(meta_ad_objects),
         *build_meta_insights_checks(catalog, meta_insights),
         *build_daily_kpi_checks(catalog, daily_kpi_data),
         *build_serving_checks(catalog, weekly, monthly, cache, rollups),
+        *build_portfolio_checks(catalog, fx_rates, portfolio),
     ]
     return assets, checks
 
@@ -90,6 +99,13 @@ def default_resources() -> dict:
             mail_to=os.environ.get("METRICS_ALERT_MAIL_TO", ""),
             retry_base_seconds=float(os.environ.get("METRICS_ALERT_RETRY_BASE_SECONDS", "60")),
             max_age_hours=float(os.environ.get("METRICS_ALERT_MAX_AGE_HOURS", "24")),
+        ),
+        "fx": FxResource(
+            rates_url=os.environ.get("METRICS_FX_RATES_URL", DEFAULT_RATES_URL),
+            reporting_currency=os.environ.get(
+                "METRICS_REPORTING_CURRENCY", DEFAULT_REPORTING_CURRENCY
+            ),
+            max_move_pct=float(os.environ.get("METRICS_FX_MAX_MOVE_PCT", "5")),
         ),
         "checks": CheckSettings(
             completeness_days=int(os.environ.get("METRICS_COMPLETENESS_DAYS", "90")),

@@ -1,7 +1,8 @@
 """The sandbox Graph API server: real HTTP on loopback, shaped like Meta's responses.
 
 Endpoints (under `/{version}`): the ad account, its campaigns / adsets / ads, synchronous
-insights (GET) and async insight reports (POST, then poll the report run). A control
+insights (GET) and async insight reports (POST, then poll the report run); and, at
+`ecb_rates.FEED_PATH`, the euro reference rates in the ECB's format. A control
 endpoint, `/__sandbox/state`, lets tests move the clock, re-attribute conversions and remove
 delivery already reported; the pipeline never calls it.
 """
@@ -22,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH, EcbRates
 from metrics_pipeline.sandbox.faults import (
     ERROR_FAULTS,
     REPORT_FAULTS,
@@ -121,6 +123,7 @@ class SandboxState:
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     throttled: int = 0  # throttling errors the sandbox has returned
     report_seconds: float = 1.0  # how long a report job takes to compute
+    ecb: EcbRates = field(default_factory=EcbRates)  # the euro reference rates feed
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
@@ -326,6 +329,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         control = urlsplit(self.path).path
         if control.startswith("/__sandbox/"):
             return self._control(control)  # it reads its own (JSON) body
+        if control == FEED_PATH:  # public, like the ECB's: no token
+            return self._send_raw(200, self.state.ecb.feed(self.state.clock()), "text/xml")
         path, query = self._query()
         self._record(path)
         account_id: str | None = None

@@ -22,3 +22,8 @@ REFRESH_WHEN_DAYS_CHANGE = (
     & ~AutomationCondition.in_progress()
     & AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("refresh when its days change")
+
+# The ECB publishes its reference rates around 16:00 CET on TARGET business days.
+FX_REFRESH = AutomationCondition.on_cron("30 16 * * 1-5", "Europe/Berlin").with_label(
+    "after each ECB publication"
+)
