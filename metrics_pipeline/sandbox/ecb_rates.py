@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cache
 from zoneinfo import ZoneInfo
 
 FEED_PATH = "/stats/eurofxref/eurofxref-hist.xml"  # the path the ECB serves it under
@@ -61,6 +62,13 @@ def is_publication_day(day: date) -> bool:
     return day.weekday() < 5 and day not in target_holidays(day.year)
 
 
+def last_publication_day(now: datetime) -> date:
+    """The day of the newest publication made by `now` (a day's rates appear at 16:00 CET)."""
+    local = now.astimezone(PUBLISHED_IN)
+    return local.date() if local.time() >= PUBLISHED_AT else local.date() - timedelta(days=1)
+
+
+@cache
 def base_rate(currency: str, day: date) -> Decimal:
     """The deterministic rate before any test change: 4 decimals, 2 from 100 units up."""
     digest = hashlib.sha256(f"{currency}|{day.isoformat()}".encode()).digest()
@@ -88,10 +96,8 @@ class EcbRates:
 
     def publications(self, now: datetime) -> dict[date, dict[str, Decimal]]:
         """Every publication made by `now`: {day: {currency: units per euro}}."""
-        local = now.astimezone(PUBLISHED_IN)
-        last = local.date() if local.time() >= PUBLISHED_AT else local.date() - timedelta(days=1)
         found: dict[date, dict[str, Decimal]] = {}
-        day = FIRST_PUBLICATION
+        day, last = FIRST_PUBLICATION, last_publication_day(now)
         while day <= last:
             if is_publication_day(day):
                 found[day] = {
@@ -104,10 +110,12 @@ class EcbRates:
 
     def rate_in_force(self, currency: str, day: date, now: datetime) -> tuple[Decimal, date]:
         """Ground truth: the rate of the last publication on or before `day`, and its date."""
-        publications = self.publications(now)
-        for published in sorted(publications, reverse=True):
-            if published <= day and currency in publications[published]:
-                return publications[published][currency], published
+        published = min(day, last_publication_day(now))
+        while published >= FIRST_PUBLICATION:
+            if is_publication_day(published) and (currency, published) not in self.withheld:
+                rate = self.corrections.get((currency, published), base_rate(currency, published))
+                return rate, published
+            published -= timedelta(days=1)
         raise KeyError(f"no {currency} rate published by {day}")
 
     def feed(self, now: datetime) -> bytes:
