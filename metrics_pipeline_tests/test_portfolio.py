@@ -13,11 +13,11 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from dagster import AssetKey, DagsterInstance, Definitions
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.definitions import build_definitions
-from metrics_pipeline.runner import materialize_window, run_stage
+from metrics_pipeline.runner import run_stage
 from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline.sandbox.world import World
@@ -29,9 +29,10 @@ CENT = Decimal("0.01")
 # Christmas week 2025: the ECB publishes on Wednesday the 24th, then not on the 25th and
 # 26th (TARGET holidays) nor the weekend; November 2026 runs to the day before "now".
 CHRISTMAS_WEEK = (date(2025, 12, 22), date(2025, 12, 28))
-NOVEMBER = (date(2026, 11, 1), date(2026, 11, 17))
+NOVEMBER = (date(2026, 11, 9), date(2026, 11, 17))
 FX = [AssetKey("fx_rates")]
 PORTFOLIO = [AssetKey("portfolio_kpis")]
+RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
 
 
 @dataclass
@@ -55,12 +56,18 @@ def stack(world, catalog, module_warehouse_url, tmp_path_factory) -> Iterator[St
         make_instance(tmp_path_factory.mktemp("dagster_home")) as instance,
     ):
         defs = build_definitions(catalog, make_resources(sandbox.url, module_warehouse_url))
-        for window in (CHRISTMAS_WEEK, NOVEMBER):
-            outcome = materialize_window(defs, catalog, instance, *window)
-            assert outcome.success, outcome.errors
-        yield Stack(
+        stack = Stack(
             world, catalog, sandbox, defs, instance, WarehouseResource(url=module_warehouse_url)
         )
+        # Only the layers the portfolio stands on, one run each: objects (timezones),
+        # raw and daily per window, the rates of both windows, then the portfolio.
+        first, last = catalog.client_ids[0], catalog.client_ids[-1]
+        assert stack.run([AssetKey("meta_ad_objects")], first, last).success
+        for start, end in (CHRISTMAS_WEEK, NOVEMBER):
+            assert stack.run(RAW_AND_DAILY, f"{first}|{start}", f"{last}|{end}").success
+            assert stack.run(FX, str(start), str(end)).success
+        assert stack.run(PORTFOLIO).success
+        yield stack
 
 
 def _in_eur(amount: Decimal, currency: str, day: date, sandbox: SandboxServer) -> Decimal:
@@ -85,8 +92,8 @@ def expected_portfolio(stack: Stack) -> dict[tuple[str, date, str], dict[str, De
                 stack.world, account, day, stack.revisions.get((client.id, day), 0), today
             )
             labels = [("day", day), ("week", monday_of(day)), ("month", month_bounds(day)[0])]
-            if NOVEMBER[0] <= day <= NOVEMBER[1]:
-                labels.append(("month_to_date", NOVEMBER[0]))
+            if NOW.date().replace(day=1) <= day < NOW.date():  # whole days of this month
+                labels.append(("month_to_date", NOW.date().replace(day=1)))
             for period_type, start in labels:
                 for who in (client.id, "*"):
                     row = sums[(period_type, start, who)]
@@ -227,8 +234,6 @@ def test_a_missing_rate_fails_the_rates_check_and_stops_the_portfolio(stack: Sta
 
 
 def latest_rates_evaluation(instance: DagsterInstance):
-    from dagster import AssetCheckKey
-
     key = AssetCheckKey(AssetKey("fx_rates"), "rates")
     record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
     return record.event.dagster_event.event_specific_data
