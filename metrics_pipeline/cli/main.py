@@ -45,6 +45,8 @@ DEMO_IGNORES = (
     "META_API_VERSION",
     "META_ACCESS_TOKEN",
     "META_APP_SECRET",
+    "METRICS_FX_RATES_URL",
+    "METRICS_REPORTING_CURRENCY",
     "METRICS_ALERT_WEBHOOK_URL",
     "METRICS_ALERT_SMTP_HOST",
 )
@@ -229,8 +231,54 @@ def _print_summary(now: datetime) -> None:
                 f"{client.id:<22} {label:<26} {row['total_spend']:>10,.2f} {row['currency']}"
                 f" {int(row['reservations']):>12} {_fmt(row['roas']):>8}"
             )
+    _print_portfolio(warehouse, now)
     print()
     print(f"Warehouse: {warehouse.display_url}")
+
+
+def _print_portfolio(warehouse, now: datetime) -> None:
+    """The agency total for the last full week and the month to date, and who is off pace."""
+    from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.checks.pacing import client_pace
+    from metrics_pipeline.domain.periods import month_start, week_start
+    from metrics_pipeline.domain.portfolio import TOTAL
+
+    today = now.astimezone(UTC).date()
+    last_week = week_start(today) - timedelta(days=7)
+    print()
+    for label, period_type, start in (
+        (f"week of {last_week}", "week", last_week),
+        ("month to date", "month_to_date", month_start(today)),
+    ):
+        rows = warehouse.read(
+            "portfolio_kpis",
+            {"period_type": period_type, "period_start": start, "client_id": TOTAL},
+        )
+        if rows.empty:
+            empty = "(no whole day yet)" if start == today else "(not materialised)"
+            print(f"{'all clients':<22} {label:<26} {empty:>14}")
+            continue
+        row = rows.iloc[0]
+        print(
+            f"{'all clients':<22} {label:<26} {row['total_spend']:>10,.2f} {row['currency']}"
+            f" {int(row['reservations']):>12} {_fmt(row['roas']):>8}"
+        )
+    off = []
+    for client in build_catalog().clients:
+        mtd = warehouse.read(
+            "client_kpi_rollups", {"client_id": client.id, "rollup_window": "month_to_date"}
+        )
+        if mtd.empty:
+            continue
+        row = mtd.iloc[0].to_dict()
+        for o in client_pace(client, row)[0]:
+            off.append(
+                f"  {client.id}: {o.condition} projected {o.projected:,.2f} {row['currency'] or ''}"
+                f" vs {o.limit}; days left: {o.days_left}"
+            )
+    print("off pace this month:" if off else "off pace this month: none")
+    for line in off:
+        print(line)
 
 
 def _isolate_demo() -> Path:
@@ -248,6 +296,7 @@ def _isolate_demo() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE
+    from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
     _quiet_dagster()
@@ -256,6 +305,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with SandboxServer(port=args.sandbox_port) as sandbox:
         os.environ["META_API_BASE_URL"] = sandbox.url
         os.environ["META_ACCESS_TOKEN"] = SANDBOX_TOKEN
+        os.environ["METRICS_FX_RATES_URL"] = sandbox.url + FEED_PATH
         now = datetime.now(UTC)
         # The day after UTC today: clients ahead of UTC already live in it; the others are
         # collected up to their own today.
@@ -321,6 +371,7 @@ def _serve_ui(port: int) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
     from metrics_pipeline.sandbox.faults import parse_fault
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
@@ -335,6 +386,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print("Point the pipeline at it with:")
         print(f"  export META_API_BASE_URL={sandbox.url}")
         print(f"  export META_ACCESS_TOKEN={SANDBOX_TOKEN}")
+        print(f"  export METRICS_FX_RATES_URL={sandbox.url}{FEED_PATH}")
         try:
             while True:
                 time.sleep(3600)

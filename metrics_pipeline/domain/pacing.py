@@ -112,14 +112,14 @@ def judge(
         if condition == SPEND:
             if not goal * low / 100 <= projected <= goal * high / 100:
                 off.append(
-                    OffPace(condition, projected, f"budget {goal} ({low}%-{high}%)", days_left)
+                    OffPace(condition, projected, f"budget {goal:.2f} ({low}%-{high}%)", days_left)
                 )
         elif projected < goal * rule.target_floor_pct / 100:
             off.append(
                 OffPace(
                     condition,
                     projected,
-                    f"target {goal} (at least {rule.target_floor_pct}%)",
+                    f"target {goal:.0f} (at least {rule.target_floor_pct}%)",
                     days_left,
                 )
             )

@@ -7,10 +7,10 @@ from dagster import AssetCheckExecutionContext, AssetCheckSeverity, MetadataValu
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.consistency import daily_sums, mismatches
+from metrics_pipeline.checks.pacing import client_pace
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.pacing import judge, pacing
 from metrics_pipeline.domain.periods import ROLLUP_WINDOWS
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -151,14 +151,7 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
                 continue
             row = rows[0]
             month = row["as_of_date"].strftime("%Y-%m")
-            projection = pacing(
-                row["as_of_date"],
-                row,
-                client.monthly_budget,
-                client.targets.conversions,
-                client.targets.reservations,
-            )
-            off, judged, reasons = judge(projection, client.pacing.rule)
+            off, judged, reasons = client_pace(client, row)
             # One alert per client, month and condition: the condition is in the "date".
             covered[client_id] = [f"{month} {condition}" for condition in judged]
             if reasons:
