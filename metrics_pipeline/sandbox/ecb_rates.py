@@ -17,7 +17,7 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 FEED_PATH = "/stats/eurofxref/eurofxref-hist.xml"  # the path the ECB serves it under
-FIRST_PUBLICATION = date(2024, 1, 2)
+FIRST_PUBLICATION = date(2020, 1, 2)  # before anything Meta still serves (37 months)
 PUBLISHED_AT = time(16, 0)
 PUBLISHED_IN = ZoneInfo("Europe/Berlin")
 # Units per euro around which each currency's rate moves (at most 0.4 % either way).
