@@ -233,6 +233,25 @@ def test_a_missing_rate_fails_the_rates_check_and_stops_the_portfolio(stack: Sta
     assert stack.run(FX, str(day), str(day)).success
 
 
+def test_a_rate_jump_fails_the_rates_check(stack: Stack):
+    """A USD publication 8 % off the one before (the limit is 5 %) is named."""
+    day = date(2026, 11, 13)
+    previous, _ = stack.sandbox.state.ecb.rate_in_force("USD", date(2026, 11, 12), NOW)
+    jumped = (previous * Decimal("1.08")).quantize(Decimal("0.0001"))
+    stack.sandbox.state.ecb.correct("USD", day, jumped)
+    moved = (abs(jumped / previous - 1) * 100).quantize(Decimal("0.0001"))
+    try:
+        assert not stack.run(FX, str(day), str(day)).success
+        offending = latest_rates_evaluation(stack.instance).metadata["offending_json"].value
+        assert [(r["client"], r["date"], r["currency"], r["rule"]) for r in offending] == [
+            ("*", "2026-11-13", "USD", "rate_move")
+        ]
+        assert offending[0]["detail"].endswith(f"({moved}% > 5.0%)"), offending
+    finally:
+        stack.sandbox.state.ecb.corrections.clear()
+    assert stack.run(FX, str(day), str(day)).success
+
+
 def latest_rates_evaluation(instance: DagsterInstance):
     key = AssetCheckKey(AssetKey("fx_rates"), "rates")
     record = instance.event_log_storage.get_asset_check_execution_history(key, limit=1)[0]
