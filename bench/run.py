@@ -33,6 +33,7 @@ from floor import run_floor
 from workload import SandboxProcess, Workload
 
 from metrics_pipeline.cli.main import RANGED_RUN_EVENT_SETTINGS
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 
 ROOT = Path(__file__).parents[1]
 TOKEN = "sandbox-access-token"  # noqa: S105 - the bundled sandbox's own, not a credential
@@ -346,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             "METRICS_HISTORY_START": str(oldest),
             "METRICS_AUTOMATION": "off",
             "META_API_BASE_URL": sandbox_url,
+            "METRICS_FX_RATES_URL": sandbox_url + FEED_PATH,
             "META_API_VERSION": API_VERSION,
             "META_ACCESS_TOKEN": TOKEN,
             "DAGSTER_DISABLE_TELEMETRY": "1",

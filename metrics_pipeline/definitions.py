@@ -13,6 +13,9 @@ from metrics_pipeline.assets.kpis.daily_kpi_data import build_daily_kpi_data
 from metrics_pipeline.assets.meta.checks import build_api_version_check, build_meta_insights_checks
 from metrics_pipeline.assets.meta.meta_ad_objects import build_meta_ad_objects
 from metrics_pipeline.assets.meta.meta_insights import build_meta_insights
+from metrics_pipeline.assets.portfolio.checks import build_portfolio_checks
+from metrics_pipeline.assets.portfolio.fx_rates import build_fx_rates
+from metrics_pipeline.assets.portfolio.portfolio_kpis import build_portfolio_kpis
 from metrics_pipeline.assets.serving.checks import build_serving_checks
 from metrics_pipeline.assets.serving.client_kpi_rollups import build_client_kpi_rollups
 from metrics_pipeline.assets.serving.current_week_cache import build_current_week_cache
@@ -27,6 +30,7 @@ from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource
 from metrics_pipeline.env_settings import env_settings
+from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
 
@@ -39,6 +43,8 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
     cache = build_current_week_cache(catalog, daily_kpi_data)
     rollups = build_client_kpi_rollups(catalog, daily_kpi_data)
     meta_ad_objects = build_meta_ad_objects(catalog)
+    fx_rates = build_fx_rates(catalog)
+    portfolio = build_portfolio_kpis(catalog, daily_kpi_data, fx_rates)
     assets = [
         build_collection_health(catalog),
         meta_ad_objects,
@@ -48,12 +54,15 @@ def build_assets(catalog: Catalog) -> tuple[list, list]:
         monthly,
         cache,
         rollups,
+        fx_rates,
+        portfolio,
     ]
     checks = [
         *build_api_version_check(meta_ad_objects),
         *build_meta_insights_checks(catalog, meta_insights),
         *build_daily_kpi_checks(catalog, daily_kpi_data),
         *build_serving_checks(catalog, weekly, monthly, cache, rollups),
+        *build_portfolio_checks(catalog, fx_rates, portfolio),
     ]
     return assets, checks
 
@@ -83,6 +92,11 @@ ALERTS_ENV = {
     "retry_base_seconds": "METRICS_ALERT_RETRY_BASE_SECONDS",
     "max_age_hours": "METRICS_ALERT_MAX_AGE_HOURS",
 }
+FX_ENV = {
+    "rates_url": "METRICS_FX_RATES_URL",
+    "reporting_currency": "METRICS_REPORTING_CURRENCY",
+    "max_move_pct": "METRICS_FX_MAX_MOVE_PCT",
+}
 CHECKS_ENV = {
     "completeness_days": "METRICS_COMPLETENESS_DAYS",
     "daily_fresh_by_hour": "METRICS_DAILY_FRESH_BY_HOUR",
@@ -102,6 +116,7 @@ def default_resources(environ: Mapping[str, str] | None = None, resolve: bool = 
         "warehouse": WarehouseResource(**settings(WarehouseResource, WAREHOUSE_ENV)),
         "clock": ClockResource(**settings(ClockResource, CLOCK_ENV)),
         "alerts": AlertNotifier(**settings(AlertNotifier, ALERTS_ENV)),
+        "fx": FxResource(**settings(FxResource, FX_ENV)),
         "checks": CheckSettings(**settings(CheckSettings, CHECKS_ENV)),
     }
 

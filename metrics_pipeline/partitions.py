@@ -38,19 +38,16 @@ class PipelinePartitions:
     weekly: MultiPartitionsDefinition
     monthly: MultiPartitionsDefinition
     history_start: date
+    days: DailyPartitionsDefinition  # the same days without clients (exchange rates)
 
 
 def build_partitions(client_ids: list[str], history_start: str | None = None) -> PipelinePartitions:
     start = history_start or os.environ.get(HISTORY_START_ENV) or DEFAULT_HISTORY_START
     clients = StaticPartitionsDefinition(list(client_ids))
+    days = DailyPartitionsDefinition(start_date=start, end_offset=2)
     return PipelinePartitions(
         clients=clients,
-        daily=MultiPartitionsDefinition(
-            {
-                DATE: DailyPartitionsDefinition(start_date=start, end_offset=2),
-                CLIENT: clients,
-            }
-        ),
+        daily=MultiPartitionsDefinition({DATE: days, CLIENT: clients}),
         weekly=MultiPartitionsDefinition(
             {
                 # day_offset=1: weeks start on Monday (ISO weeks).
@@ -65,6 +62,7 @@ def build_partitions(client_ids: list[str], history_start: str | None = None) ->
             }
         ),
         history_start=date.fromisoformat(start),
+        days=days,
     )
 
 

@@ -1,9 +1,10 @@
 """Materialise the whole graph for a window of days, as Dagster runs in an instance.
 
 Used by the command line, the benchmark and the tests. Each layer is one run per
-contiguous block of clients (a partition-key range), objects -> raw and daily -> weekly
--> monthly -> cache and rollups, so the UI shows ordinary runs, the whole window costs a
-handful of runs however many days it spans, and a failed layer stops the layers above it.
+contiguous block of clients (a partition-key range), objects -> raw and daily -> exchange
+rates -> weekly -> monthly -> cache and rollups -> portfolio (one run over all clients), so
+the UI shows ordinary runs, the whole window costs a handful of runs however many days it
+spans, and a failed layer stops the layers above it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from metrics_pipeline.automation.jobs import (
     AD_OBJECTS_JOB,
     CACHE_JOB,
     COLLECT_JOB,
+    FX_RATES_JOB,
     MONTHLY_JOB,
+    PORTFOLIO_JOB,
     REDERIVE_JOB,
     SERVING_JOB,
     WEEKLY_JOB,
@@ -46,6 +49,8 @@ WEEKLY = [AssetKey(["campaign_summaries", "weekly"])]
 MONTHLY = [AssetKey(["campaign_summaries", "monthly"])]
 SERVING = [AssetKey("current_week_cache"), AssetKey("client_kpi_rollups")]
 OBJECTS = [AssetKey("meta_ad_objects")]
+FX_RATES = [AssetKey("fx_rates")]
+PORTFOLIO = [AssetKey("portfolio_kpis")]
 # The job name each stage's runs carry, so the run list says what a run built.
 STAGE_JOBS: dict[tuple[AssetKey, ...], str] = {
     tuple(OBJECTS): AD_OBJECTS_JOB,
@@ -55,6 +60,8 @@ STAGE_JOBS: dict[tuple[AssetKey, ...], str] = {
     tuple(MONTHLY): MONTHLY_JOB,
     tuple(SERVING): SERVING_JOB,
     tuple(SERVING[:1]): CACHE_JOB,
+    tuple(FX_RATES): FX_RATES_JOB,
+    tuple(PORTFOLIO): PORTFOLIO_JOB,
 }
 INVOCATION_TAG = "metrics_pipeline/invocation"
 
@@ -164,8 +171,8 @@ def run_stage(
     instance: DagsterInstance,
     stage: str,
     selection: list[AssetKey],
-    first_key: str,
-    last_key: str,
+    first_key: str | None,
+    last_key: str | None,
     tags: dict[str, str],
     log_level: str,
     checks_of: list[AssetKey] | None = None,
@@ -198,7 +205,8 @@ def run_stage(
     logger_names = list(loggers or {"console": None})
     result = stage_defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
-        tags={**tags, RANGE_START: first_key, RANGE_END: last_key},
+        # An unpartitioned selection (first_key None) runs without a range.
+        tags={**tags, RANGE_START: first_key, RANGE_END: last_key} if first_key else tags,
         run_config={
             "loggers": {name: {"config": {"log_level": log_level}} for name in logger_names}
         },
@@ -273,13 +281,13 @@ def materialize_window(
     def stage(
         name: str,
         selection: list[AssetKey],
-        first: str,
-        last: str,
+        first: str | None,
+        last: str | None,
         checks_of: list[AssetKey] | None = None,
     ) -> bool:
         if stop_requested():
             raise WindowStopped(outcome)
-        echo(f"{name}: {first} .. {last}")
+        echo(f"{name}: {first} .. {last}" if first else name)
         result = run_stage(
             defs, instance, name, selection, first, last, tags, log_level, checks_of, loggers
         )
@@ -311,6 +319,10 @@ def materialize_window(
         same_end = {c for c, e in ends.items() if e == last}
         for block in client_blocks(catalog.client_ids, same_end):
             collected |= _collect_block(stage, instance, outcome, block, start, last)
+    # The rates of every collected day, checked against the days clients spent on.
+    rates_ok = bool(collected) and stage(
+        "fx_rates", FX_RATES, start.isoformat(), max(ends[c] for c in collected).isoformat()
+    )
     blocks = client_blocks(catalog.client_ids, collected)
     for name, selection, partitions, period_start in (
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
@@ -328,4 +340,6 @@ def materialize_window(
     for block in blocks:
         if not stage("current_week_cache + client_kpi_rollups", SERVING, block[0], block[-1]):
             return outcome
+    if rates_ok:
+        stage("portfolio_kpis", PORTFOLIO, None, None)
     return outcome

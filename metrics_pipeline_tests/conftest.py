@@ -19,7 +19,9 @@ from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.config.clients import load_clients
 from metrics_pipeline.definitions import build_definitions
+from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.meta.resource import MetaAdsResource
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.steps.retries import RETRY_DELAY_ENV
@@ -136,6 +138,7 @@ def make_resources(
         "clock": ClockResource(as_of=now.isoformat()),
         "checks": CheckSettings(),
         "alerts": AlertNotifier(),
+        "fx": FxResource(rates_url=f"{sandbox_url}{FEED_PATH}"),
     }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
@@ -50,6 +51,7 @@ def test_materialize_records_dagster_runs_and_fills_the_warehouse(tmp_path, sand
             tmp_path,
             META_API_BASE_URL=sandbox.url,
             META_ACCESS_TOKEN=SANDBOX_TOKEN,
+            METRICS_FX_RATES_URL=sandbox.url + FEED_PATH,
             METRICS_AS_OF=now.isoformat(),
         ),
         capture_output=True,

@@ -19,6 +19,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.steps.retries import MAX_RETRIES_ENV
@@ -56,6 +57,7 @@ def _env(tmp_path, sandbox, warehouse_url) -> dict[str, str]:
         "METRICS_WAREHOUSE_URL": warehouse_url,
         "META_API_BASE_URL": sandbox.url,
         "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+        "METRICS_FX_RATES_URL": sandbox.url + FEED_PATH,
         "METRICS_AS_OF": NOW.isoformat(),
     }
 

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "metrics_pipeline.warehouse",
             "metrics_pipeline.sandbox",
             "metrics_pipeline.catalog",
+            "metrics_pipeline.fx",
         ),
     ),
     ("steps", ("metrics_pipeline.steps", "metrics_pipeline.checks")),
@@ -45,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("definitions", ("metrics_pipeline.definitions",)),
     ("cli", ("metrics_pipeline.cli",)),
 )
-ASSET_GROUPS = ("meta", "kpis", "serving", "health")
+ASSET_GROUPS = ("meta", "kpis", "serving", "health", "portfolio")
 
 
 def layer_of(module: str) -> int | None:

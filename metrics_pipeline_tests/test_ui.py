@@ -23,6 +23,7 @@ from selenium.webdriver.common.by import By
 
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW, make_instance, make_resources
 
@@ -111,6 +112,7 @@ def ui(world, catalog, tmp_path):
             "METRICS_WAREHOUSE_URL": warehouse_url,
             "META_API_BASE_URL": sandbox.url,
             "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+            "METRICS_FX_RATES_URL": sandbox.url + FEED_PATH,
             # Nothing launches behind the test: the UI shows what the test made.
             "METRICS_AUTOMATION": "off",
         }

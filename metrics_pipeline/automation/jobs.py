@@ -15,6 +15,8 @@ MONTHLY_JOB = "monthly_summaries"
 SERVING_JOB = "serving"
 CACHE_JOB = "current_week_cache_refresh"
 HEALTH_JOB = "health_checks"
+FX_RATES_JOB = "exchange_rates"
+PORTFOLIO_JOB = "portfolio"
 LAYER_TAG = "metrics_pipeline/layer"
 
 

@@ -7,6 +7,8 @@ COMPLETENESS = "completeness"
 CONSISTENCY = "consistency"
 FRESHNESS = "freshness"
 API_VERSION = "api_version"
+RATES = "rates"
+PACING = "pacing"
 HISTORY_CHECKS = (COMPLETENESS, FRESHNESS)
 
 

@@ -45,6 +45,8 @@ DEMO_IGNORES = (
     "META_API_VERSION",
     "META_ACCESS_TOKEN",
     "META_APP_SECRET",
+    "METRICS_FX_RATES_URL",
+    "METRICS_REPORTING_CURRENCY",
     "METRICS_ALERT_WEBHOOK_URL",
     "METRICS_ALERT_SMTP_HOST",
 )
@@ -274,8 +276,53 @@ def _print_summary(now: datetime, catalog, warehouse) -> None:
                 f"{client.id:<22} {label:<26} {row['total_spend']:>10,.2f} {row['currency']}"
                 f" {int(row['reservations']):>12} {_fmt(row['roas']):>8}"
             )
+    _print_portfolio(catalog, warehouse, now)
     print()
     print(f"Warehouse: {warehouse.display_url}")
+
+
+def _print_portfolio(catalog, warehouse, now: datetime) -> None:
+    """The agency total for the last full week and the month to date, and who is off pace."""
+    from metrics_pipeline.checks.pacing import client_pace
+    from metrics_pipeline.domain.periods import month_start, week_start
+    from metrics_pipeline.domain.portfolio import TOTAL
+
+    today = now.astimezone(UTC).date()
+    last_week = week_start(today) - timedelta(days=7)
+    print()
+    for label, period_type, start in (
+        (f"week of {last_week}", "week", last_week),
+        ("month to date", "month_to_date", month_start(today)),
+    ):
+        rows = warehouse.read(
+            "portfolio_kpis",
+            {"period_type": period_type, "period_start": start, "client_id": TOTAL},
+        )
+        if rows.empty:
+            empty = "(no whole day yet)" if start == today else "(not materialised)"
+            print(f"{'all clients':<22} {label:<26} {empty:>14}")
+            continue
+        row = rows.iloc[0]
+        print(
+            f"{'all clients':<22} {label:<26} {row['total_spend']:>10,.2f} {row['currency']}"
+            f" {int(row['reservations']):>12} {_fmt(row['roas']):>8}"
+        )
+    off = []
+    for client in catalog.clients:
+        mtd = warehouse.read(
+            "client_kpi_rollups", {"client_id": client.id, "rollup_window": "month_to_date"}
+        )
+        if mtd.empty:
+            continue
+        row = mtd.iloc[0].to_dict()
+        for o in client_pace(client, row)[0]:
+            off.append(
+                f"  {client.id}: {o.condition} projected {o.projected:,.2f} {row['currency'] or ''}"
+                f" vs {o.limit}; days left: {o.days_left}"
+            )
+    print("off pace this month:" if off else "off pace this month: none")
+    for line in off:
+        print(line)
 
 
 def _demo_environment() -> dict[str, str]:
@@ -295,6 +342,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.definitions import default_resources
     from metrics_pipeline.domain.periods import month_start, week_start
     from metrics_pipeline.partitions import HISTORY_START_ENV
+    from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
     from metrics_pipeline.warehouse.resource import sqlite_warehouse_url
 
@@ -321,6 +369,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "META_API_BASE_URL": sandbox.url,
             "META_ACCESS_TOKEN": SANDBOX_TOKEN,
             HISTORY_START_ENV: history_start,
+            "METRICS_FX_RATES_URL": sandbox.url + FEED_PATH,
         }
         resources = default_resources(demo_environ, resolve=True)
         print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
@@ -407,6 +456,7 @@ def _serve_ui(port: int, environ: dict[str, str]) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
     from metrics_pipeline.sandbox.faults import parse_fault
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
@@ -421,6 +471,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print("Point the pipeline at it with:")
         print(f"  export META_API_BASE_URL={sandbox.url}")
         print(f"  export META_ACCESS_TOKEN={SANDBOX_TOKEN}")
+        print(f"  export METRICS_FX_RATES_URL={sandbox.url}{FEED_PATH}")
         try:
             while True:
                 time.sleep(3600)

@@ -28,6 +28,11 @@ from pydantic import (
 from metrics_pipeline.domain.conversions import ConversionMapping, MetricRule, default_mapping
 from metrics_pipeline.domain.metrics import METRICS, MetricRegistry
 from metrics_pipeline.domain.money import is_known_currency
+from metrics_pipeline.domain.pacing import (
+    DEFAULT_SPEND_BAND_PCT,
+    DEFAULT_TARGET_FLOOR_PCT,
+    PaceRule,
+)
 from metrics_pipeline.meta.versions import RETIRED_WINDOWS, SERVED_WINDOWS
 
 BUNDLED_CLIENTS_FILE = Path(__file__).with_name("demo_clients.yaml")
@@ -120,6 +125,24 @@ class QualityConfig(_Strict):
         return value
 
 
+class PacingConfig(_Strict):
+    """When the month's projection counts as off pace (see `domain.pacing`)."""
+
+    spend_band_pct: tuple[Decimal, Decimal] = DEFAULT_SPEND_BAND_PCT  # of monthly_budget
+    target_floor_pct: Decimal = Field(default=DEFAULT_TARGET_FLOOR_PCT, ge=0)  # of each target
+
+    @field_validator("spend_band_pct")
+    @classmethod
+    def _ordered(cls, value: tuple[Decimal, Decimal]) -> tuple[Decimal, Decimal]:
+        if value[0] < 0 or value[0] > value[1]:
+            raise ValueError(f"expected [low, high] with 0 <= low <= high, got {list(value)}")
+        return value
+
+    @property
+    def rule(self) -> PaceRule:
+        return PaceRule(self.spend_band_pct, self.target_floor_pct)
+
+
 class ClientConfig(_Strict):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1)
@@ -131,6 +154,7 @@ class ClientConfig(_Strict):
     attribution_windows: tuple[str, ...] = DEFAULT_ATTRIBUTION_WINDOWS
     conversions: ConversionsConfig = ConversionsConfig()
     quality: QualityConfig = QualityConfig()
+    pacing: PacingConfig = PacingConfig()
 
     @field_validator("id", "meta_ad_account_id", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 Everything the API does lives in `sandbox.graph` (`FakeGraphApi`); this module only turns
 HTTP requests into `FakeGraphApi.handle` calls and writes its `FakeResponse` back,
 including the transport faults it describes (a delay, a body in slow pieces, a connection
-dropped mid-body, an endless body). `/__sandbox/state` lets tests move the clock,
+dropped mid-body, an endless body); the fake also serves the euro reference rates feed at
+`ecb_rates.FEED_PATH`. `/__sandbox/state` lets tests move the clock,
 re-attribute conversions and remove delivery already reported; the pipeline never calls it.
 """
 

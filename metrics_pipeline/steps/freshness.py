@@ -22,3 +22,13 @@ REFRESH_WHEN_DAYS_CHANGE = (
     & ~AutomationCondition.in_progress()
     & AutomationCondition.all_deps_blocking_checks_passed()
 ).with_label("refresh when its days change")
+
+# The ECB publishes its reference rates around 16:00 CET on TARGET business days. Every
+# day after that, the rates of the last week are read again: today's publication replaces
+# the rate carried into today (and the days ahead of UTC), and days collected before it
+# (accounts east of Berlin) are corrected, which refreshes the portfolio in turn.
+FX_REFRESH = (
+    AutomationCondition.in_latest_time_window(timedelta(days=7))
+    & AutomationCondition.cron_tick_passed("30 16 * * *", "Europe/Berlin")
+    & ~AutomationCondition.in_progress()
+).with_label("daily after the ECB publication, the last 7 days")

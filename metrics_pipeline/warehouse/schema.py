@@ -225,3 +225,32 @@ collection_health = Table(
     Column("next_collection_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+# One row per (day, currency): the euro reference rate in force that day. A day without a
+# publication (weekend, TARGET holiday) carries the last rate published before it.
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("date", Date, primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("rate_per_eur", Numeric(18, 6), nullable=False),  # units of currency per 1 EUR
+    Column("published_date", Date, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Every client's numbers in the reporting currency, per day, ISO week, month and month to
+# date; client_id '*' is the total over all clients.
+portfolio_kpis = Table(
+    "portfolio_kpis",
+    metadata,
+    Column("period_type", String(16), primary_key=True),  # day | week | month | month_to_date
+    Column("period_start", Date, primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("period_end", Date, nullable=False),
+    Column("days_with_data", Integer, nullable=False),
+    *_kpi_columns(),
+    Column("currency", String(3), nullable=False),  # the reporting currency
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -2,11 +2,12 @@
 
 from datetime import date, timedelta
 
-from dagster import AssetCheckExecutionContext, asset_check
+from dagster import AssetCheckExecutionContext, AssetCheckSeverity, MetadataValue, asset_check
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.consistency import daily_sums, mismatches
+from metrics_pipeline.checks.pacing import client_pace
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
@@ -130,7 +131,52 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
         covered = {c: list(ROLLUP_WINDOWS) for c in context.partition_keys}
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
 
+    @asset_check(
+        asset=rollups,
+        name=names.PACING,
+        description="Month to date, per client: projected month-end spend inside the band of "
+        "the monthly budget (default 70-115 %), projected reservations and conversions at "
+        "least a share of their targets (default 90 %). Clients without a budget or target "
+        "are skipped for it.",
+    )
+    def rollups_pacing(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
+        offending, covered, skipped = [], {}, {}
+        for client_id in context.partition_keys:
+            client = catalog.client(client_id)
+            rows = warehouse.read(
+                "client_kpi_rollups", {"client_id": client_id, "rollup_window": "month_to_date"}
+            ).to_dict("records")
+            if not rows:
+                skipped[client_id] = ["no month_to_date row"]
+                continue
+            row = rows[0]
+            month = row["as_of_date"].strftime("%Y-%m")
+            off, judged, reasons = client_pace(client, row)
+            # One alert per client, month and condition: the condition is in the "date".
+            covered[client_id] = [f"{month} {condition}" for condition in judged]
+            if reasons:
+                skipped[client_id] = reasons
+            offending += [
+                {
+                    "client": client_id,
+                    "date": f"{month} {o.condition}",
+                    "projected": str(o.projected),
+                    "limit": o.limit,
+                    "currency": row["currency"],
+                    "days_left": o.days_left,
+                }
+                for o in off
+            ]
+        return result(
+            not offending,
+            offending,
+            covered=covered,
+            severity=AssetCheckSeverity.WARN,
+            skipped=MetadataValue.json(skipped),
+        )
+
     return [
+        rollups_pacing,
         _summary_check(catalog, weekly, "weekly"),
         _summary_check(catalog, monthly, "monthly"),
         cache_consistency,

@@ -5,54 +5,20 @@ Trailing windows are complete days (today excluded); month-to-date runs to yeste
 projection and pacing compare whole days with whole days.
 """
 
-from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from datetime import timedelta
 
 from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
 
 from metrics_pipeline.assets.serving.current_week_cache import ALL_DAYS_OF_CLIENT
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.config.clients import ClientConfig
-from metrics_pipeline.domain.kpis import PLATFORM, RATIO_SCALE, ratio
-from metrics_pipeline.domain.money import CENT
-from metrics_pipeline.domain.periods import Period, local_today, month_of, rollup_windows
-from metrics_pipeline.domain.summaries import PeriodSummary, summarize_windows
+from metrics_pipeline.domain.kpis import PLATFORM
+from metrics_pipeline.domain.pacing import pacing
+from metrics_pipeline.domain.periods import Period, local_today, rollup_windows
+from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.warehouse.resource import WarehouseResource
-
-
-def _percent(part: Decimal | int, whole: Decimal | int | None) -> Decimal | None:
-    if whole in (None, 0):
-        return None
-    return (Decimal(part) * 100 / Decimal(whole)).quantize(RATIO_SCALE, rounding=ROUND_HALF_UP)
-
-
-def pacing(client: ClientConfig, today: date, mtd: PeriodSummary) -> dict[str, Any]:
-    """End-of-month projection and progress against budget and targets, from whole days."""
-    month = month_of(today)
-    elapsed = (today - month.start).days
-    scale = Decimal(month.length) / Decimal(elapsed) if elapsed else None
-    spend: Decimal = mtd.totals["total_spend"]
-    conversions, reservations = mtd.totals["total_conversions"], mtd.totals["reservations"]
-    return {
-        "days_elapsed": elapsed,
-        "days_in_month": month.length,
-        "projected_spend": (spend * scale).quantize(CENT, rounding=ROUND_HALF_UP)
-        if scale
-        else None,
-        "projected_conversions": ratio(conversions * month.length, elapsed),
-        "projected_reservations": ratio(reservations * month.length, elapsed),
-        "monthly_budget": client.monthly_budget,
-        "budget_progress_pct": _percent(spend, client.monthly_budget),
-        "expected_progress_pct": _percent(elapsed, month.length),
-        "conversion_target": client.targets.conversions,
-        "conversion_progress_pct": _percent(conversions, client.targets.conversions),
-        "reservation_target": client.targets.reservations,
-        "reservation_progress_pct": _percent(reservations, client.targets.reservations),
-    }
 
 
 def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
@@ -88,7 +54,17 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
             rows = []
             for name, period in windows.items():
                 result = summaries[name]
-                extra = pacing(client, today, result) if name == "month_to_date" else {}
+                extra = (
+                    pacing(
+                        today,
+                        result.totals,
+                        client.monthly_budget,
+                        client.targets.conversions,
+                        client.targets.reservations,
+                    )
+                    if name == "month_to_date"
+                    else {}
+                )
                 rows.append(
                     {
                         "client_id": client_id,

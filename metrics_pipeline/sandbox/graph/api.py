@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from metrics_pipeline.sandbox.faults import ERROR_FAULTS, TRANSPORT_FAULTS, Fault
-from metrics_pipeline.sandbox.graph import control
+from metrics_pipeline.sandbox.graph import control, rates_feed
 from metrics_pipeline.sandbox.graph.auth import authenticate
 from metrics_pipeline.sandbox.graph.delivery import bad_gateway, delivered
 from metrics_pipeline.sandbox.graph.errors import ApiError, fault_error
@@ -56,6 +56,8 @@ class FakeGraphApi:
         request = Request.build(method, path, query, headers, body)
         if control.is_control(request):
             return control.answer(self.state, request)
+        if rates_feed.is_feed(request):
+            return rates_feed.answer(self.state)
         state = self.state
         self._log(request)
         request = replace(

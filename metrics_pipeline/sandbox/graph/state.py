@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from metrics_pipeline.sandbox.ecb_rates import EcbRates
 from metrics_pipeline.sandbox.faults import FaultPlan
 from metrics_pipeline.sandbox.world import World
 
@@ -36,6 +37,7 @@ class SandboxState:
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     throttled: int = 0  # throttling errors the sandbox has returned
     report_seconds: float = 1.0  # how long a report job takes to compute
+    ecb: EcbRates = field(default_factory=EcbRates)  # the euro reference rates feed
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)

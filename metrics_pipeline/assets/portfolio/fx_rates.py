@@ -1,0 +1,58 @@
+"""fx_rates: the euro reference rate of every currency on every day.
+
+Read from the ECB's daily reference rates feed (`FxResource.rates_url`). A day without a
+publication (weekends, TARGET holidays, or today before 16:00 CET) carries the last rate
+published before it, and the row records which publication that was.
+"""
+
+from datetime import date
+
+from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, asset
+
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.fx import rates_on
+from metrics_pipeline.fx.resource import FxResource
+from metrics_pipeline.steps.freshness import FX_REFRESH
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+SOURCE = "ecb"
+
+
+def build_fx_rates(catalog: Catalog):
+    @asset(
+        name="fx_rates",
+        partitions_def=catalog.partitions.days,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="portfolio",
+        kinds={"sql"},
+        automation_condition=FX_REFRESH,
+        description="Per day and currency: units per euro (ECB euro reference rates), the "
+        "last publication on or before the day, and that publication's date.",
+    )
+    def fx_rates(
+        context: AssetExecutionContext,
+        fx: FxResource,
+        warehouse: WarehouseResource,
+        clock: ClockResource,
+    ) -> MaterializeResult:
+        days = [date.fromisoformat(key) for key in context.partition_keys]
+        now = clock.now()
+        rows = [
+            {
+                "date": rate.day,
+                "currency": rate.currency,
+                "rate_per_eur": rate.rate_per_eur,
+                "published_date": rate.published,
+                "source": SOURCE,
+                "updated_at": now,
+            }
+            for rate in rates_on(fx.publications(), days, fx.max_rate_age_days)
+        ]
+        written = warehouse.replace("fx_rates", [{"date": days}], rows)
+        carried = sum(1 for r in rows if r["published_date"] != r["date"])
+        return MaterializeResult(
+            metadata={"days": len(days), "rates": written, "carried_from_earlier": carried}
+        )
+
+    return fx_rates

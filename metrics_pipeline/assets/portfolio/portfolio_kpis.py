@@ -1,0 +1,76 @@
+"""portfolio_kpis: every client and the agency total in the reporting currency.
+
+Per day, ISO week, month and month to date (whole days before the clock's UTC today), one
+row per client and one total row (client_id '*'). Money is converted per client-day at that
+day's rates, then summed (`domain.portfolio`); the whole table is rebuilt in one
+transaction, so a late-attribution change or a corrected rate reaches every period.
+"""
+
+from datetime import UTC, date
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from metrics_pipeline.catalog import Catalog
+from metrics_pipeline.clock import ClockResource
+from metrics_pipeline.domain.kpis import PLATFORM, STORED_ADDITIVE_COLUMNS
+from metrics_pipeline.domain.portfolio import converted_days, portfolio_periods
+from metrics_pipeline.fx.resource import FxResource
+from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.warehouse.resource import WarehouseResource
+
+DAILY_COLUMNS = ["client_id", "date", "currency", *STORED_ADDITIVE_COLUMNS]
+
+
+def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
+    @asset(
+        name="portfolio_kpis",
+        deps=[daily_kpi_data, fx_rates],
+        group_name="portfolio",
+        kinds={"pandas", "sql"},
+        freshness_policy=DAILY_FRESHNESS,
+        automation_condition=REFRESH_WHEN_DAYS_CHANGE,
+        description="Per day, ISO week, month and month to date: each client and the total, "
+        "in the reporting currency, converted per day at that day's ECB rate.",
+    )
+    def portfolio_kpis(
+        context: AssetExecutionContext,
+        fx: FxResource,
+        warehouse: WarehouseResource,
+        clock: ClockResource,
+    ) -> MaterializeResult:
+        now = clock.now()
+        daily = warehouse.read(
+            "daily_kpi_data",
+            {"client_id": catalog.client_ids, "platform": PLATFORM},
+            columns=DAILY_COLUMNS,
+        )
+        days: list[date] = sorted(set(daily["date"]))
+        stored = warehouse.read("fx_rates", {"date": days}) if days else None
+        rates = (
+            {}
+            if stored is None
+            else dict(
+                zip(
+                    zip(stored["date"], stored["currency"], strict=True),
+                    stored["rate_per_eur"],
+                    strict=True,
+                )
+            )
+        )
+        converted = converted_days(daily, rates, fx.reporting_currency)
+        rows = [
+            {**row, "currency": fx.reporting_currency, "updated_at": now}
+            for row in portfolio_periods(converted, now.astimezone(UTC).date())
+        ]
+        written = warehouse.replace("portfolio_kpis", [{}], rows)
+        context.log.info(f"portfolio_kpis: {written} rows in {fx.reporting_currency}")
+        return MaterializeResult(
+            metadata={
+                "rows": written,
+                "reporting_currency": fx.reporting_currency,
+                "first_day": str(days[0]) if days else "-",
+                "last_day": str(days[-1]) if days else "-",
+            }
+        )
+
+    return portfolio_kpis

@@ -1,0 +1,76 @@
+"""Currency conversion: the one function that turns an amount into the reporting currency.
+
+Rates are the European Central Bank's euro reference rates: units of a currency per 1 EUR
+(EUR itself is 1). An amount moves from currency A to currency B in ONE step through the
+euro, amount x rate(B) / rate(A), and is rounded once, half up, to B's minor unit (the cent
+for EUR, the whole yen for JPY). Money is converted per client-day at that day's rates and
+only then summed, so a week is the sum of its converted days, never a total times one rate.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from metrics_pipeline.domain.money import currency_exponent
+
+EURO = "EUR"
+
+
+class FxError(ValueError):
+    """A conversion without a usable rate."""
+
+
+@dataclass(frozen=True)
+class DayRate:
+    """The rate that holds on a day: the last publication on or before it."""
+
+    day: date
+    currency: str
+    rate_per_eur: Decimal
+    published: date
+
+
+def convert_cents(amount_cents: int, rate_from: Decimal, rate_to: Decimal, to: str) -> int:
+    """Hundredths of currency A -> hundredths of currency `to`, rounded half up to `to`'s
+    minor unit (a zero-decimal currency ends on whole units, i.e. multiples of 100)."""
+    if rate_from == rate_to:
+        return int(amount_cents)  # same currency (or same rate): exact, no rounding at all
+    step = Decimal(10) ** (2 - currency_exponent(to))
+    exact = Decimal(int(amount_cents)) * Decimal(rate_to) / Decimal(rate_from)
+    return int((exact / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step)
+
+
+def rates_on(
+    publications: Mapping[date, Mapping[str, Decimal]],
+    days: Iterable[date],
+    max_age_days: int,
+) -> list[DayRate]:
+    """Each day's rate per currency: that day's publication, else the last one before it
+    (weekends, TARGET holidays); nothing for a currency whose last publication is older
+    than `max_age_days` (the feed stopped quoting it). EUR is 1 on every day."""
+    published_days = sorted(publications)
+    found: list[DayRate] = []
+    for day in sorted(days):
+        # Only the publications of the last `max_age_days` days can hold on `day`.
+        first = bisect_left(published_days, day - timedelta(days=max_age_days))
+        last = bisect_right(published_days, day)
+        latest: dict[str, tuple[Decimal, date]] = {}
+        for published in published_days[first:last]:
+            for currency, rate in publications[published].items():
+                latest[currency] = (rate, published)
+        found.append(DayRate(day, EURO, Decimal(1), day))
+        found += [
+            DayRate(day, currency, rate, published)
+            for currency, (rate, published) in sorted(latest.items())
+            if currency != EURO
+        ]
+    return found
+
+
+def move_pct(previous: Decimal, current: Decimal) -> Decimal:
+    """How far a rate moved from the previous publication, in percent (absolute)."""
+    return (abs(Decimal(current) / Decimal(previous) - 1) * 100).quantize(Decimal("0.0001"))

@@ -1,0 +1,1 @@
+"""Exchange rates: the European Central Bank's euro reference rates feed."""
