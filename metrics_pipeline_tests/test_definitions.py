@@ -45,4 +45,6 @@ def test_every_store_is_an_asset_in_the_graph():
         "current_week_cache",
         "client_kpi_rollups",
         "collection_health",
+        "fx_rates",
+        "portfolio_kpis",
     }

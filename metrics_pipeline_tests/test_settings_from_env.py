@@ -36,6 +36,9 @@ PLACEHOLDERS = {
     "METRICS_ALERT_MAX_AGE_HOURS": ("alerts", "max_age_hours", "2.5", 2.5),
     "METRICS_COMPLETENESS_DAYS": ("checks", "completeness_days", "30", 30),
     "METRICS_DAILY_FRESH_BY_HOUR": ("checks", "daily_fresh_by_hour", "9", 9),
+    "METRICS_FX_RATES_URL": ("fx", "rates_url", "http://rates.invalid/f", "http://rates.invalid/f"),
+    "METRICS_REPORTING_CURRENCY": ("fx", "reporting_currency", "USD", "USD"),
+    "METRICS_FX_MAX_MOVE_PCT": ("fx", "max_move_pct", "2.5", 2.5),
 }
 # With every variable above unset: the documented defaults (README, Configuration).
 DEFAULTS = {
@@ -59,6 +62,9 @@ DEFAULTS = {
     ("alerts", "max_age_hours"): 24.0,
     ("checks", "completeness_days"): 90,
     ("checks", "daily_fresh_by_hour"): 6,
+    ("fx", "rates_url"): "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.xml",
+    ("fx", "reporting_currency"): "EUR",
+    ("fx", "max_move_pct"): 5.0,
 }
 # What must never be a value in the configuration the UI shows.
 SECRETS_AND_URLS = {
@@ -68,6 +74,7 @@ SECRETS_AND_URLS = {
     ("alerts", "webhook_url"): "METRICS_ALERT_WEBHOOK_URL",
     ("alerts", "smtp_password"): "METRICS_ALERT_SMTP_PASSWORD",
     ("warehouse", "url"): "METRICS_WAREHOUSE_URL",
+    ("fx", "rates_url"): "METRICS_FX_RATES_URL",
 }
 
 

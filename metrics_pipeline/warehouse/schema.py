@@ -250,7 +250,7 @@ portfolio_kpis = Table(
     Column("client_id", String(64), primary_key=True),
     Column("period_end", Date, nullable=False),
     Column("days_with_data", Integer, nullable=False),
-    *_kpi_columns(),
+    *kpi_columns(),
     Column("currency", String(3), nullable=False),  # the reporting currency
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
