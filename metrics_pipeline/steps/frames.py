@@ -9,11 +9,9 @@ the client, date, column and value, and never reaches a store above.
 
 from __future__ import annotations
 
-import warnings
 from datetime import date
 
 import pandas as pd
-from dagster import BetaWarning
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 from dagster_pandas.constraints import (
     ColumnConstraintViolationException,
@@ -30,6 +28,7 @@ from metrics_pipeline.domain.kpis import (
     RATIO_METRICS,
     STORED_MONEY_COLUMNS,
 )
+from metrics_pipeline.warehouse.resource import WarehouseResource
 
 INFINITY = float("inf")
 # Dates and money travel as Python objects (datetime.date, Decimal): exact, never floats.
@@ -40,36 +39,30 @@ def _non_negative(*, nullable: bool = False) -> InRangeColumnConstraint:
     return InRangeColumnConstraint(0, INFINITY, ignore_missing_vals=nullable)
 
 
-with warnings.catch_warnings():
-    # dagster-pandas marks its column API beta; this module is the one place that uses it.
-    warnings.simplefilter("ignore", BetaWarning)
-    DAILY_KPI_COLUMNS: list[PandasColumn] = [
-        PandasColumn.string_column("client_id", non_nullable=True),
-        PandasColumn("date", [OBJECTS, NonNullableColumnConstraint()]),
-        PandasColumn.categorical_column("platform", {PLATFORM}, non_nullable=True),
-        *(
-            PandasColumn.integer_column(name, min_value=0, non_nullable=True)
-            for name in COUNT_METRICS
-        ),
-        *(
-            PandasColumn(name, [OBJECTS, NonNullableColumnConstraint(), _non_negative()])
-            for name in STORED_MONEY_COLUMNS
-        ),
-        # A ratio with nothing to divide by is NULL ("no data"); any other is >= 0.
-        *(PandasColumn(name, [_non_negative(nullable=True)]) for name in RATIO_METRICS),
-        PandasColumn.string_column("currency", non_nullable=True),
-        PandasColumn.string_column("campaign_data", non_nullable=True),
-        PandasColumn.string_column("data_source", non_nullable=True),
-        PandasColumn.exists("collected_at", non_nullable=True),
-    ]
-    DailyKpiFrame = create_dagster_pandas_dataframe_type(
-        name="DailyKpiFrame",
-        description="Rows of daily_kpi_data: one per (client, date, platform), counts and "
-        "money non-negative, keys never NULL.",
-        columns=DAILY_KPI_COLUMNS,
-    )
-    # An empty frame read from the warehouse has no dtypes to judge: only its columns count.
-    _PRESENCE_ONLY = [PandasColumn(column.name) for column in DAILY_KPI_COLUMNS]
+DAILY_KPI_COLUMNS: list[PandasColumn] = [
+    PandasColumn.string_column("client_id", non_nullable=True),
+    PandasColumn("date", [OBJECTS, NonNullableColumnConstraint()]),
+    PandasColumn.categorical_column("platform", {PLATFORM}, non_nullable=True),
+    *(PandasColumn.integer_column(name, min_value=0, non_nullable=True) for name in COUNT_METRICS),
+    *(
+        PandasColumn(name, [OBJECTS, NonNullableColumnConstraint(), _non_negative()])
+        for name in STORED_MONEY_COLUMNS
+    ),
+    # A ratio with nothing to divide by is NULL ("no data"); any other is >= 0.
+    *(PandasColumn(name, [_non_negative(nullable=True)]) for name in RATIO_METRICS),
+    PandasColumn.string_column("currency", non_nullable=True),
+    PandasColumn.string_column("campaign_data", non_nullable=True),
+    PandasColumn.string_column("data_source", non_nullable=True),
+    PandasColumn.exists("collected_at", non_nullable=True),
+]
+DailyKpiFrame = create_dagster_pandas_dataframe_type(
+    name="DailyKpiFrame",
+    description="Rows of daily_kpi_data: one per (client, date, platform), counts and "
+    "money non-negative, keys never NULL.",
+    columns=DAILY_KPI_COLUMNS,
+)
+# An empty frame read from the warehouse has no dtypes to judge: only its columns count.
+_PRESENCE_ONLY = [PandasColumn(column.name) for column in DAILY_KPI_COLUMNS]
 
 _RULES = {
     "InRangeColumnConstraint": "must not be negative",
@@ -130,3 +123,10 @@ def refuse_bad_daily_kpis(frame: pd.DataFrame, client_id: str) -> pd.DataFrame:
     except ConstraintViolationException as error:
         raise _refusal(frame, client_id, error) from None
     return frame
+
+
+def read_daily_kpis(warehouse: WarehouseResource, client_id: str, days: list[date]) -> pd.DataFrame:
+    """A client's stored daily KPI rows of `days`, as every aggregation reads them: refused
+    with DailyKpiFrameError when they break DailyKpiFrame."""
+    scope = {"client_id": client_id, "platform": PLATFORM, "date": days}
+    return refuse_bad_daily_kpis(warehouse.read("daily_kpi_data", scope), client_id)

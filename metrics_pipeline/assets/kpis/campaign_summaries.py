@@ -26,7 +26,7 @@ from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.periods import Period, month_of, week_of
 from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
-from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
+from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import (
     MONTHLY_FRESHNESS,
     REFRESH_WHEN_DAYS_CHANGE,
@@ -72,20 +72,11 @@ def _build_summary(
         failures: list[str] = []
         for client_id, starts in dates_by_client(context.partition_keys).items():
             periods = [period_of(start) for start in starts]
+            days = [d for p in periods for d in p.days()]
             try:
-                daily = refuse_bad_daily_kpis(
-                    warehouse.read(
-                        "daily_kpi_data",
-                        {
-                            "client_id": client_id,
-                            "platform": PLATFORM,
-                            "date": [d for p in periods for d in p.days()],
-                        },
-                    ),
-                    client_id,
-                )
+                daily = read_daily_kpis(warehouse, client_id, days)
             except DailyKpiFrameError as error:
-                failures.append(f"{'/'.join(context.asset_key.path)}: {error}")
+                failures.append(f"{context.asset_key.to_user_string()}: {error}")
                 continue
             summaries = summarize_windows(daily, {period.start: period for period in periods})
             rows = []

@@ -20,7 +20,7 @@ from metrics_pipeline.domain.money import CENT
 from metrics_pipeline.domain.periods import Period, local_today, month_of, rollup_windows
 from metrics_pipeline.domain.summaries import PeriodSummary, summarize_windows
 from metrics_pipeline.meta.accounts import client_timezone
-from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
+from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.steps.partial import finish
 from metrics_pipeline.steps.table_metadata import table_metadata
@@ -83,11 +83,10 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
             windows = rollup_windows(today)
             first = min(p.start for p in windows.values())
             days = Period(first, today - timedelta(days=1)).days()
-            reach = {"client_id": client_id, "platform": PLATFORM, "date": days}
             try:
-                daily = refuse_bad_daily_kpis(warehouse.read("daily_kpi_data", reach), client_id)
+                daily = read_daily_kpis(warehouse, client_id, days)
             except DailyKpiFrameError as error:
-                failures.append(f"client_kpi_rollups: {error}")
+                failures.append(f"{context.asset_key.to_user_string()}: {error}")
                 continue
             summaries = summarize_windows(daily, windows)
             rows = []

@@ -19,7 +19,7 @@ from metrics_pipeline.domain.periods import Period, local_today, week_start
 from metrics_pipeline.domain.summaries import summarize_days
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import CLIENT
-from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
+from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.steps.partial import finish
 from metrics_pipeline.steps.table_metadata import table_metadata
@@ -51,15 +51,10 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             start = week_start(today)
-            week = {
-                "client_id": client_id,
-                "platform": PLATFORM,
-                "date": Period(start, today).days(),
-            }
             try:
-                daily = refuse_bad_daily_kpis(warehouse.read("daily_kpi_data", week), client_id)
+                daily = read_daily_kpis(warehouse, client_id, Period(start, today).days())
             except DailyKpiFrameError as error:
-                failures.append(f"current_week_cache: {error}")
+                failures.append(f"{context.asset_key.to_user_string()}: {error}")
                 continue
             result = summarize_days(daily)
             includes_today = bool((daily["date"] == today).any()) if not daily.empty else False
