@@ -20,6 +20,7 @@ from metrics_pipeline.partitions import RANGE_END, RANGE_START
 from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.steps.frames import DailyKpiFrame, DailyKpiFrameError, refuse_bad_daily_kpis
 from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline_tests.helpers import database_columns, schema_and_rows
 from metrics_pipeline_tests.truth import normal_expected, stored_kpis
 
 CLIENT = "altstadt_apartments"
@@ -150,6 +151,10 @@ def test_daily_kpi_data_refuses_a_day_with_negative_spend_and_stores_only_the_go
     assert set(instance.get_materialized_partitions(AssetKey("daily_kpi_data"))) == {
         f"{CLIENT}|{good}"
     }
+    # The good day's materialization still shows the table's columns and the one row stored.
+    (record,) = instance.fetch_materializations(AssetKey("daily_kpi_data"), limit=10).records
+    shown = record.asset_materialization.metadata
+    assert schema_and_rows(shown) == (database_columns(warehouse_url, "daily_kpi_data"), 1)
 
 
 # (asset, its partition, its table, the stored day planted with a negative spend)
