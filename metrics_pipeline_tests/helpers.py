@@ -7,6 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
+from dagster import AssetKey, ExecuteInProcessResult
+
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -92,3 +95,27 @@ def snapshot(warehouse: WarehouseResource) -> dict[str, list[tuple]]:
 
 def campaign_spend(campaign_data: str) -> dict[str, Decimal]:
     return {c["campaign_id"]: Decimal(c["total_spend"]) for c in json.loads(campaign_data)}
+
+
+def materialization_metadata(result: ExecuteInProcessResult, key: AssetKey) -> list[dict]:
+    """The metadata of each materialization of `key` in an in-process run."""
+    return [
+        event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == key
+    ]
+
+
+def schema_and_rows(metadata: dict) -> tuple[list[str], int]:
+    """A materialization's column names (from `dagster/column_schema`) and row count."""
+    columns = [c.name for c in metadata["dagster/column_schema"].schema.columns]
+    return columns, metadata["dagster/row_count"].value
+
+
+def database_columns(url: str, table: str) -> list[str]:
+    """The columns the database itself reports for `table`, in order."""
+    engine = sa.create_engine(url)
+    try:
+        return [c["name"] for c in sa.inspect(engine).get_columns(table)]
+    finally:
+        engine.dispose()

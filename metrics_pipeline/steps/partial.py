@@ -32,7 +32,7 @@ def finish(
             AssetMaterialization(
                 asset_key=context.asset_key,
                 partition=key if isinstance(key, str) else multi_key(*key),
-                metadata={"partial_run": True},
+                metadata={**metadata, "partial_run": True},
             )
         )
     summary = "; ".join(failures[:20]) + (

@@ -20,6 +20,7 @@ from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import SETTLE_HOURS
 from metrics_pipeline.meta.accounts import client_zones
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -93,9 +94,10 @@ def build_collection_health(catalog: Catalog):
                     "updated_at": now,
                 }
             )
-        warehouse.replace("collection_health", [{}], rows)
+        stored = warehouse.replace("collection_health", [{}], rows)
         return MaterializeResult(
             metadata={
+                **table_metadata("collection_health", stored),
                 "clients": len(rows),
                 "clients_with_gaps": sum(1 for r in rows if r["missing_days"]),
                 "health": MetadataValue.md(

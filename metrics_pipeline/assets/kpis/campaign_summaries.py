@@ -26,11 +26,14 @@ from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.periods import Period, month_of, week_of
 from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
+from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import (
     MONTHLY_FRESHNESS,
     REFRESH_WHEN_DAYS_CHANGE,
     WEEKLY_FRESHNESS,
 )
+from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DAYS_OF_PERIOD = MultiPartitionMapping(
@@ -64,17 +67,17 @@ def _build_summary(
         context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
     ) -> MaterializeResult:
         now = clock.now()
-        written = 0
+        rows_written = 0
+        written: list[tuple[str, date]] = []
+        failures: list[str] = []
         for client_id, starts in dates_by_client(context.partition_keys).items():
             periods = [period_of(start) for start in starts]
-            daily = warehouse.read(
-                "daily_kpi_data",
-                {
-                    "client_id": client_id,
-                    "platform": PLATFORM,
-                    "date": [d for p in periods for d in p.days()],
-                },
-            )
+            days = [d for p in periods for d in p.days()]
+            try:
+                daily = read_daily_kpis(warehouse, client_id, days)
+            except DailyKpiFrameError as error:
+                failures.append(f"{context.asset_key.to_user_string()}: {error}")
+                continue
             summaries = summarize_windows(daily, {period.start: period for period in periods})
             rows = []
             for period in periods:
@@ -95,7 +98,7 @@ def _build_summary(
                         "updated_at": now,
                     }
                 )
-            written += warehouse.replace(
+            rows_written += warehouse.replace(
                 "campaign_summaries",
                 [
                     {
@@ -107,7 +110,9 @@ def _build_summary(
                 ],
                 rows,
             )
-        return MaterializeResult(metadata={"summaries": written})
+            written += [(client_id, p.start) for p in periods]
+        metadata = {"summaries": rows_written, **table_metadata("campaign_summaries", rows_written)}
+        return finish(context, written, failures, metadata)
 
     return summary
 

@@ -20,8 +20,10 @@ from metrics_pipeline.domain.insight_kpis import (
 from metrics_pipeline.domain.kpis import PLATFORM, aggregate_kpis, totals_record
 from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
 from metrics_pipeline.partitions import dates_by_client
+from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
 from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DATA_SOURCE = "meta_insights"
@@ -91,6 +93,21 @@ def daily_rows(
     return rows
 
 
+def good_days(rows: list[dict[str, Any]], client_id: str) -> tuple[set[date], list[str]]:
+    """The days whose rows meet DailyKpiFrame, and one line for each refused day (or for
+    the whole frame, when a column itself is wrong): a bad day is never stored."""
+    frame, refused = pd.DataFrame(rows), []
+    while not frame.empty:
+        try:
+            return set(refuse_bad_daily_kpis(frame, client_id)["date"]), refused
+        except DailyKpiFrameError as error:
+            refused.append(f"daily_kpi_data: {error}")
+            if error.day is None:
+                break
+            frame = frame[frame["date"] != error.day]
+    return set(), refused
+
+
 def build_daily_kpi_data(catalog: Catalog, meta_insights):
     @asset(
         name="daily_kpi_data",
@@ -108,6 +125,7 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
     ) -> MaterializeResult:
         written: list[tuple[str, object]] = []
         failures: list[str] = []
+        rows_written = 0
         for client_id, days in dates_by_client(context.partition_keys).items():
             client = catalog.client(client_id)
             scope = {"client_id": client_id, "date": days}
@@ -122,12 +140,17 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
                 continue
             inputs = read_kpi_inputs(warehouse, client_id, collected, client.conversion_mapping)
             rows = daily_rows(client_id, inputs, collections)
-            warehouse.replace(
+            good, refused = good_days(rows, client_id)
+            failures += refused
+            if not good:
+                continue
+            rows_written += warehouse.replace(
                 "daily_kpi_data",
-                [{"client_id": client_id, "date": collected, "platform": PLATFORM}],
-                rows,
+                [{"client_id": client_id, "date": sorted(good), "platform": PLATFORM}],
+                [row for row in rows if row["date"] in good],
             )
-            written += [(client_id, d) for d in collected]
-        return finish(context, written, failures, {"partitions": len(written)})
+            written += [(client_id, d) for d in sorted(good)]
+        metadata = {"partitions": len(written), **table_metadata("daily_kpi_data", rows_written)}
+        return finish(context, written, failures, metadata)
 
     return daily_kpi_data

@@ -21,6 +21,7 @@ from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.partial import finish, not_retried_when_futile
 from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -100,7 +101,11 @@ def build_meta_ad_objects(catalog: Catalog):
             context,
             list(counts),
             [str(e) for e in errors],
-            {"objects_by_client": counts, "objects": sum(counts.values())},
+            {
+                "objects_by_client": counts,
+                "objects": sum(counts.values()),
+                **table_metadata("meta_ad_objects", sum(counts.values())),
+            },
             retryable=any(e.kind in RETRYABLE for e in errors),
         )
 

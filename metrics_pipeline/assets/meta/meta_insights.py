@@ -20,6 +20,7 @@ from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
 from metrics_pipeline.steps.partial import finish, not_retried_when_futile
 from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -172,6 +173,7 @@ def build_meta_insights(catalog: Catalog):
                 "rows_by_client": rows_by_client,
                 "rows": sum(rows_by_client.values()),
                 "partitions": len(written),
+                **table_metadata("meta_insights", sum(rows_by_client.values())),
             },
             retryable=retryable,
         )

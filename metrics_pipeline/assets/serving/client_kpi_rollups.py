@@ -17,7 +17,10 @@ from metrics_pipeline.domain.pacing import pacing
 from metrics_pipeline.domain.periods import Period, local_today, rollup_windows
 from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.meta.accounts import client_timezone
+from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -37,19 +40,20 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
     ) -> MaterializeResult:
         now = clock.now()
+        written: list[str] = []
+        failures: list[str] = []
+        rows_written = 0
         for client_id in context.partition_keys:
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             windows = rollup_windows(today)
             first = min(p.start for p in windows.values())
-            daily = warehouse.read(
-                "daily_kpi_data",
-                {
-                    "client_id": client_id,
-                    "platform": PLATFORM,
-                    "date": Period(first, today - timedelta(days=1)).days(),
-                },
-            )
+            days = Period(first, today - timedelta(days=1)).days()
+            try:
+                daily = read_daily_kpis(warehouse, client_id, days)
+            except DailyKpiFrameError as error:
+                failures.append(f"{context.asset_key.to_user_string()}: {error}")
+                continue
             summaries = summarize_windows(daily, windows)
             rows = []
             for name, period in windows.items():
@@ -80,7 +84,11 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
                         "updated_at": now,
                     }
                 )
-            warehouse.replace("client_kpi_rollups", [{"client_id": client_id}], rows)
-        return MaterializeResult(metadata={"clients": len(context.partition_keys)})
+            rows_written += warehouse.replace(
+                "client_kpi_rollups", [{"client_id": client_id}], rows
+            )
+            written.append(client_id)
+        metadata = {"clients": len(written), **table_metadata("client_kpi_rollups", rows_written)}
+        return finish(context, written, failures, metadata)
 
     return client_kpi_rollups

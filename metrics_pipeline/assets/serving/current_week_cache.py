@@ -19,7 +19,10 @@ from metrics_pipeline.domain.periods import Period, local_today, week_start
 from metrics_pipeline.domain.summaries import summarize_days
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import CLIENT
+from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 ALL_DAYS_OF_CLIENT = MultiToSingleDimensionPartitionMapping(partition_dimension_name=CLIENT)
@@ -41,17 +44,21 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         context: AssetExecutionContext, warehouse: WarehouseResource, clock: ClockResource
     ) -> MaterializeResult:
         now = clock.now()
+        written: list[str] = []
+        failures: list[str] = []
+        rows_written = 0
         for client_id in context.partition_keys:
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             start = week_start(today)
-            daily = warehouse.read(
-                "daily_kpi_data",
-                {"client_id": client_id, "platform": PLATFORM, "date": Period(start, today).days()},
-            )
+            try:
+                daily = read_daily_kpis(warehouse, client_id, Period(start, today).days())
+            except DailyKpiFrameError as error:
+                failures.append(f"{context.asset_key.to_user_string()}: {error}")
+                continue
             result = summarize_days(daily)
             includes_today = bool((daily["date"] == today).any()) if not daily.empty else False
-            warehouse.replace(
+            rows_written += warehouse.replace(
                 "current_week_cache",
                 [{"client_id": client_id}],
                 [
@@ -71,6 +78,8 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
                     }
                 ],
             )
-        return MaterializeResult(metadata={"clients": len(context.partition_keys)})
+            written.append(client_id)
+        metadata = {"clients": len(written), **table_metadata("current_week_cache", rows_written)}
+        return finish(context, written, failures, metadata)
 
     return current_week_cache
