@@ -14,6 +14,7 @@ from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.fx import rates_on
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.freshness import FX_REFRESH
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 SOURCE = "ecb"
@@ -52,7 +53,12 @@ def build_fx_rates(catalog: Catalog):
         written = warehouse.replace("fx_rates", [{"date": days}], rows)
         carried = sum(1 for r in rows if r["published_date"] != r["date"])
         return MaterializeResult(
-            metadata={"days": len(days), "rates": written, "carried_from_earlier": carried}
+            metadata={
+                "days": len(days),
+                "rates": written,
+                "carried_from_earlier": carried,
+                **table_metadata("fx_rates", written),
+            }
         )
 
     return fx_rates

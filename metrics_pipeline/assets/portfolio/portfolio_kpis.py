@@ -16,6 +16,7 @@ from metrics_pipeline.domain.kpis import PLATFORM, STORED_ADDITIVE_COLUMNS
 from metrics_pipeline.domain.portfolio import converted_days, portfolio_periods
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DAILY_COLUMNS = ["client_id", "date", "currency", *STORED_ADDITIVE_COLUMNS]
@@ -70,6 +71,7 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
                 "reporting_currency": fx.reporting_currency,
                 "first_day": str(days[0]) if days else "-",
                 "last_day": str(days[-1]) if days else "-",
+                **table_metadata("portfolio_kpis", written),
             }
         )
 
