@@ -203,3 +203,42 @@ def test_a_negative_stored_day_stops_the_store_above_and_writes_nothing(
     )
     assert WarehouseResource(url=warehouse_url).read(table, {"client_id": CLIENT}).empty
     assert not instance.get_materialized_partitions(key)
+
+
+def test_a_negative_stored_day_stops_the_portfolio_and_writes_nothing(
+    defs, instance, warehouse_url
+):
+    day = date(2026, 11, 12)
+    stored = run(
+        defs,
+        instance,
+        [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
+        f"{CLIENT}|2026-11-09",
+        f"{CLIENT}|{TODAY}",
+    )
+    assert stored.success
+    execute(
+        warehouse_url,
+        "UPDATE daily_kpi_data SET total_spend = :spend WHERE client_id = :client AND date = :day",
+        spend="-5.25", client=CLIENT, day=str(day),
+    )  # fmt: skip
+
+    result = materialize(
+        [*(defs.assets or [])],
+        selection=[AssetKey("portfolio_kpis")],
+        resources=defs.resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    failure = result.failure_data_for_node("portfolio_kpis")
+    assert failure is not None
+    refusal = failure.error.cause
+    assert refusal.cls_name == "DailyKpiFrameError"
+    assert refusal.message.strip() == (
+        f"metrics_pipeline.steps.frames.DailyKpiFrameError: client '{CLIENT}', date {day}, "
+        "column 'total_spend': -5.25 must not be negative"
+    )
+    assert WarehouseResource(url=warehouse_url).read("portfolio_kpis").empty
+    assert not instance.get_latest_materialization_event(AssetKey("portfolio_kpis"))

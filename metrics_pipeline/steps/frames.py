@@ -165,8 +165,12 @@ def refuse_bad_daily_kpis(frame: pd.DataFrame, client_id: str) -> pd.DataFrame:
     return frame
 
 
-def read_daily_kpis(warehouse: WarehouseResource, client_id: str, days: list[date]) -> pd.DataFrame:
-    """A client's stored daily KPI rows of `days`, as every aggregation reads them: refused
-    with DailyKpiFrameError when they break DailyKpiFrame."""
-    scope = {"client_id": client_id, "platform": PLATFORM, "date": days}
+def read_daily_kpis(
+    warehouse: WarehouseResource, client_id: str, days: list[date] | None = None
+) -> pd.DataFrame:
+    """A client's stored daily KPI rows of `days` (all of them when None), as every
+    aggregation reads them: refused with DailyKpiFrameError when they break DailyKpiFrame."""
+    scope: dict = {"client_id": client_id, "platform": PLATFORM}
+    if days is not None:
+        scope["date"] = days
     return refuse_bad_daily_kpis(warehouse.read("daily_kpi_data", scope), client_id)

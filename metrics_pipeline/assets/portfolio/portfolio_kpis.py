@@ -8,13 +8,15 @@ transaction, so a late-attribution change or a corrected rate reaches every peri
 
 from datetime import UTC, date
 
+import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.kpis import PLATFORM, STORED_ADDITIVE_COLUMNS
+from metrics_pipeline.domain.kpis import STORED_ADDITIVE_COLUMNS
 from metrics_pipeline.domain.portfolio import converted_days, portfolio_periods
 from metrics_pipeline.fx.resource import FxResource
+from metrics_pipeline.steps.frames import read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -40,10 +42,12 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
         clock: ClockResource,
     ) -> MaterializeResult:
         now = clock.now()
-        daily = warehouse.read(
-            "daily_kpi_data",
-            {"client_id": catalog.client_ids, "platform": PLATFORM},
-            columns=DAILY_COLUMNS,
+        # Through the one refusing reader, like every other store above daily_kpi_data.
+        frames = [read_daily_kpis(warehouse, client_id) for client_id in catalog.client_ids]
+        daily = pd.concat(
+            [frame[DAILY_COLUMNS] for frame in frames if not frame.empty]
+            or [pd.DataFrame(columns=DAILY_COLUMNS)],
+            ignore_index=True,
         )
         days: list[date] = sorted(set(daily["date"]))
         stored = warehouse.read("fx_rates", {"date": days}) if days else None
