@@ -5,6 +5,7 @@ step that no retry can help is not retried."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -159,3 +160,25 @@ def test_a_missing_database_inside_a_run_fails_the_step_once(catalog, instance, 
     runs = instance.get_runs()
     assert len(runs) == 1 and runs[0].status.value == "FAILURE"
     assert _retries(instance, [runs[0].run_id]) == 0
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_the_sandbox_command_stops_when_asked(stop_signal):
+    port = _closed_port()
+    process = subprocess.Popen(
+        [COMMAND, "sandbox", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert (
+            process.stdout.readline().strip() == f"Meta sandbox serving on http://127.0.0.1:{port}"
+        )
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.stderr.read() == ""

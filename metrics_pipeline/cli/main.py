@@ -460,23 +460,30 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from metrics_pipeline.sandbox.faults import parse_fault
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 
-    with SandboxServer(port=args.port) as sandbox:
-        for text in args.fault or []:
-            fault = sandbox.inject(**parse_fault(text))
-            print(f"Injecting {fault.kind} (count {fault.count}, route {fault.route})")
-        for text in args.rate_limit or []:
-            account, calls, window = text.split(":")
-            sandbox.rate_limit(account, int(calls), float(window))
-        print(f"Meta sandbox serving on {sandbox.url}")
-        print("Point the pipeline at it with:")
-        print(f"  export META_API_BASE_URL={sandbox.url}")
-        print(f"  export META_ACCESS_TOKEN={SANDBOX_TOKEN}")
-        print(f"  export METRICS_FX_RATES_URL={sandbox.url}{FEED_PATH}")
-        try:
+    # Stops on Ctrl-C and on SIGTERM alike (a service manager or `kill` sends the latter),
+    # from the moment it says it is serving.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with SandboxServer(port=args.port) as sandbox:
+            for text in args.fault or []:
+                fault = sandbox.inject(**parse_fault(text))
+                print(f"Injecting {fault.kind} (count {fault.count}, route {fault.route})")
+            for text in args.rate_limit or []:
+                account, calls, window = text.split(":")
+                sandbox.rate_limit(account, int(calls), float(window))
+            print(f"Meta sandbox serving on {sandbox.url}")
+            print("Point the pipeline at it with:")
+            print(f"  export META_API_BASE_URL={sandbox.url}")
+            print(f"  export META_ACCESS_TOKEN={SANDBOX_TOKEN}")
+            print(f"  export METRICS_FX_RATES_URL={sandbox.url}{FEED_PATH}", flush=True)
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            return 0
+    except KeyboardInterrupt:
+        return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
