@@ -179,32 +179,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         "summaries_from_raw_rows",
         "weekly/monthly summaries from meta_insights, not daily_kpi_data",
         "metrics_pipeline/assets/kpis/campaign_summaries.py",
-        """            daily = warehouse.read(
-                "daily_kpi_data",
-                {
-                    "client_id": client_id,
-                    "platform": PLATFORM,
-                    "date": [d for p in periods for d in p.days()],
-                },
-            )""",
-        """            import pandas as pd
+        "                daily = read_daily_kpis(warehouse, client_id, days)",
+        """                import pandas as pd
 
-            from metrics_pipeline.assets.daily_kpi_data import daily_rows, read_kpi_inputs
+                from metrics_pipeline.assets.kpis.daily_kpi_data import (
+                    daily_rows,
+                    read_kpi_inputs,
+                )
 
-            days = [d for p in periods for d in p.days()]
-            collections = warehouse.read(
-                "meta_insight_collections", {"client_id": client_id, "date": days}
-            )
-            inputs = read_kpi_inputs(
-                warehouse,
-                client_id,
-                sorted(set(collections["date"])),
-                catalog.client(client_id).conversion_mapping,
-            )
-            daily = pd.DataFrame(
-                daily_rows(client_id, inputs, collections),
-                columns=[c.name for c in warehouse.table("daily_kpi_data").columns],
-            )""",
+                collections = warehouse.read(
+                    "meta_insight_collections", {"client_id": client_id, "date": days}
+                )
+                inputs = read_kpi_inputs(
+                    warehouse,
+                    client_id,
+                    sorted(set(collections["date"])),
+                    catalog.client(client_id).conversion_mapping,
+                )
+                daily = pd.DataFrame(
+                    daily_rows(client_id, inputs, collections),
+                    columns=[c.name for c in warehouse.table("daily_kpi_data").columns],
+                )""",
         (
             T + "test_summary_lineage.py::test_stores_above_daily_follow_daily_kpi_data_not_"
             "the_raw_rows[sqlite]",
