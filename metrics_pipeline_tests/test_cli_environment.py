@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 from metrics_pipeline.cli.main import main
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
@@ -20,6 +21,7 @@ def test_materialize_leaves_the_environment_unchanged(tmp_path, monkeypatch, san
     monkeypatch.setenv("METRICS_CLIENTS_FILE", str(BUNDLED_CLIENTS))
     monkeypatch.setenv("META_API_BASE_URL", sandbox.url)
     monkeypatch.setenv("META_ACCESS_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("METRICS_FX_RATES_URL", sandbox.url + FEED_PATH)
     monkeypatch.setenv("METRICS_AS_OF", NOW.isoformat())  # the sandbox's "now" too
     before = dict(os.environ)
     day = str(NOW.date() - timedelta(days=3))
