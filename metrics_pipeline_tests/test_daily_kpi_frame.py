@@ -166,17 +166,17 @@ READERS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("key", "partition", "table", "day"), READERS, ids=[r[2] for r in READERS])
-def test_a_negative_stored_day_stops_the_store_above_and_writes_nothing(
-    key, partition, table, day, defs, instance, warehouse_url
+def plant_negative_spend_then_build(
+    defs, instance, warehouse_url: str, day: date, key: AssetKey, partition: str | None
 ):
-    first, last = date(2026, 11, 9), TODAY
+    """Stores the client's days from 2026-11-09, makes `day`'s spend negative in
+    daily_kpi_data, then builds `key` (one partition, or the whole asset)."""
     stored = run(
         defs,
         instance,
         [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
-        f"{CLIENT}|{first}",
-        f"{CLIENT}|{last}",
+        f"{CLIENT}|2026-11-09",
+        f"{CLIENT}|{TODAY}",
     )
     assert stored.success
     execute(
@@ -184,8 +184,7 @@ def test_a_negative_stored_day_stops_the_store_above_and_writes_nothing(
         "UPDATE daily_kpi_data SET total_spend = :spend WHERE client_id = :client AND date = :day",
         spend="-5.25", client=CLIENT, day=str(day),
     )  # fmt: skip
-
-    result = materialize(
+    return materialize(
         [*(defs.assets or [])],
         selection=[key],
         partition_key=partition,
@@ -193,6 +192,13 @@ def test_a_negative_stored_day_stops_the_store_above_and_writes_nothing(
         instance=instance,
         raise_on_error=False,
     )
+
+
+@pytest.mark.parametrize(("key", "partition", "table", "day"), READERS, ids=[r[2] for r in READERS])
+def test_a_negative_stored_day_stops_the_store_above_and_writes_nothing(
+    key, partition, table, day, defs, instance, warehouse_url
+):
+    result = plant_negative_spend_then_build(defs, instance, warehouse_url, day, key, partition)
 
     assert not result.success
     node = key.to_python_identifier()
@@ -209,26 +215,8 @@ def test_a_negative_stored_day_stops_the_portfolio_and_writes_nothing(
     defs, instance, warehouse_url
 ):
     day = date(2026, 11, 12)
-    stored = run(
-        defs,
-        instance,
-        [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
-        f"{CLIENT}|2026-11-09",
-        f"{CLIENT}|{TODAY}",
-    )
-    assert stored.success
-    execute(
-        warehouse_url,
-        "UPDATE daily_kpi_data SET total_spend = :spend WHERE client_id = :client AND date = :day",
-        spend="-5.25", client=CLIENT, day=str(day),
-    )  # fmt: skip
-
-    result = materialize(
-        [*(defs.assets or [])],
-        selection=[AssetKey("portfolio_kpis")],
-        resources=defs.resources,
-        instance=instance,
-        raise_on_error=False,
+    result = plant_negative_spend_then_build(
+        defs, instance, warehouse_url, day, AssetKey("portfolio_kpis"), None
     )
 
     assert not result.success
