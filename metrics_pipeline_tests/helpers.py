@@ -25,6 +25,21 @@ TABLES = (
 )
 
 
+# The stored count columns of every KPI store today, in table order: written out here, not
+# read from the registry, so tests of the registry and the schema have an independent oracle.
+COUNTS = (
+    "total_impressions",
+    "total_clicks",
+    "total_conversions",
+    "click_to_call",
+    "email_contacts",
+    "booking_step_1",
+    "booking_step_2",
+    "booking_step_3",
+    "reservations",
+)
+
+
 def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days + 1)]
 

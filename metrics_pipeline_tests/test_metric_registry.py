@@ -10,6 +10,7 @@ from metrics_pipeline.config.clients import ClientsFileError, parse_clients
 from metrics_pipeline.domain.conversions import MetricRule, conversion_metrics
 from metrics_pipeline.domain.metrics import METRICS, Metric, MetricRegistry
 from metrics_pipeline.warehouse.schema import kpi_columns
+from metrics_pipeline_tests.helpers import COUNTS
 
 ADD_TO_CART = Metric(
     "add_to_cart",
@@ -32,17 +33,6 @@ clients:
       total_conversions: [reservations, add_to_cart]
 """
 
-COUNTS = (
-    "total_impressions",
-    "total_clicks",
-    "total_conversions",
-    "click_to_call",
-    "email_contacts",
-    "booking_step_1",
-    "booking_step_2",
-    "booking_step_3",
-    "reservations",
-)
 # The stored KPI columns of every store today: (name, nullable), in table order.
 STORED_KPI_COLUMNS = [
     ("total_spend", False),

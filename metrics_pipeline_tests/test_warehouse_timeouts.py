@@ -22,21 +22,11 @@ from metrics_pipeline.warehouse.errors import WarehouseTimeoutError, WarehouseUn
 from metrics_pipeline.warehouse.locks import lock_keys
 from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
 from metrics_pipeline_tests.conftest import require_postgres
+from metrics_pipeline_tests.helpers import COUNTS
 
 postgres_only = pytest.mark.parametrize("warehouse_url", ["postgresql"], indirect=True)
 DAY = date(2025, 3, 4)
 NOT_THE_PASSWORD = "masked-in-messages"  # a stand-in the messages must never show
-COUNTS = (
-    "total_impressions",
-    "total_clicks",
-    "total_conversions",
-    "click_to_call",
-    "email_contacts",
-    "booking_step_1",
-    "booking_step_2",
-    "booking_step_3",
-    "reservations",
-)
 
 
 def daily_row(client_id: str, spend: str) -> dict:
