@@ -124,14 +124,14 @@ def default_resources(environ: Mapping[str, str] | None = None, resolve: bool = 
 def build_definitions(catalog: Catalog | None = None, resources: dict | None = None) -> Definitions:
     catalog = catalog or build_catalog()
     assets, checks = build_assets(catalog)
-    collect_job, cache_job, health_job = build_jobs(catalog, checks)
+    collect_job, cache_job, health_job, rates_job = build_jobs(catalog, checks)
     return Definitions(
         assets=assets,
         asset_checks=checks,
-        jobs=[collect_job, cache_job, health_job],
+        jobs=[collect_job, cache_job, health_job, rates_job],
         schedules=build_schedules(catalog, collect_job, cache_job, health_job),
         sensors=[
-            build_gap_sensor(catalog, collect_job),
+            build_gap_sensor(catalog, collect_job, rates_job),
             build_check_alert_sensor([key for c in checks for key in c.check_keys]),
             run_failure_alert_sensor,
             build_automation_sensor(),

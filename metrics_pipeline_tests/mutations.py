@@ -364,6 +364,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         (T + "test_portfolio.py", "-k", "sqlite and missing_rate"),
     ),
     Mutation(
+        "rates_gap_stops_before_tomorrow",
+        "the gap sensor asks for no rates of the UTC today and tomorrow",
+        "metrics_pipeline/automation/gaps.py",
+        "last = min(moment.astimezone(UTC).date() + timedelta(days=1),",
+        "last = min(moment.astimezone(UTC).date() - timedelta(days=1),",
+        (T + "test_automation.py", "-k", "gap_sensor"),
+    ),
+    Mutation(
+        "yen_rounded_to_cents",
+        "a zero-decimal reporting currency is rounded to hundredths",
+        "metrics_pipeline/domain/fx.py",
+        "step = Decimal(10) ** (2 - currency_exponent(to))",
+        "step = Decimal(1)",
+        (T + "test_portfolio.py", "-k", "sqlite and yen"),
+    ),
+    Mutation(
         "rates_check_blind_to_jumps",
         "rates check lets a rate move 100 times the allowed percentage",
         "metrics_pipeline/assets/portfolio/checks.py",

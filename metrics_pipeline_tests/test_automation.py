@@ -190,7 +190,11 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
         defs, catalog, instance, *have, client_ids=["harbour_view_hotel"]
     ).success
     sensor = build_gap_sensor(
-        catalog, defs.resolve_job_def("collect_and_derive"), history_days=5, max_partitions=4
+        catalog,
+        defs.resolve_job_def("collect_and_derive"),
+        defs.resolve_job_def("exchange_rates"),
+        history_days=5,
+        max_partitions=4,
     )
     context = build_sensor_context(
         instance=instance,
@@ -198,7 +202,8 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
         resources={"warehouse": warehouse, "clock": defs.resources["clock"]},
     )
     requests = sensor.evaluate_tick(context).run_requests
-    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests]
+    collections = [r for r in requests if r.job_name == "collect_and_derive"]
+    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in collections]
     first_missing = auckland_yesterday - timedelta(days=4)
     assert ranges[0] == (
         f"harbour_view_hotel|{first_missing}",
@@ -216,3 +221,19 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
         len(days_between(datetime.fromisoformat(start).date(), datetime.fromisoformat(end).date()))
         == 2
     )
+    # Exchange rates: every day from the earliest client's first due day through UTC
+    # tomorrow, except the days the collection above already read them for.
+    earliest_yesterday = min(
+        (NOW + timedelta(hours=offset)).date()
+        - timedelta(days=1 if (NOW + timedelta(hours=offset)).hour >= 2 else 2)
+        for offset in (13, -8, 1, 9)  # Auckland, Los Angeles, Berlin, Tokyo in November
+    )
+    rates = [
+        (r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests if r.job_name == "exchange_rates"
+    ]
+    assert rates == [
+        (str(earliest_yesterday - timedelta(days=4)), str(have[0] - timedelta(days=1))),
+        (str(have[1] + timedelta(days=1)), str(NOW.date() + timedelta(days=1))),
+    ]
+    # Rates are asked for first, so the portfolio waits for them.
+    assert requests[: len(rates)] == [r for r in requests if r.job_name == "exchange_rates"]

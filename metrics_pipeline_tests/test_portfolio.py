@@ -10,20 +10,21 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import pytest
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, Definitions
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.definitions import build_definitions
+from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.runner import run_stage
-from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_instance, make_resources
-from metrics_pipeline_tests.helpers import days_between, local_today, monday_of, month_bounds
+from metrics_pipeline_tests.helpers import days_between, monday_of
+from metrics_pipeline_tests.truth import PortfolioRows, portfolio_truth, stored_portfolio
 
 CENT = Decimal("0.01")
 # Christmas week 2025: the ECB publishes on Wednesday the 24th, then not on the 25th and
@@ -70,56 +71,21 @@ def stack(world, catalog, module_warehouse_url, tmp_path_factory) -> Iterator[St
         yield stack
 
 
-def _in_eur(amount: Decimal, currency: str, day: date, sandbox: SandboxServer) -> Decimal:
-    """The test's own conversion: that day's rate in force, one rounding per client-day."""
-    if currency == "EUR":
-        return amount
-    rate, _ = sandbox.state.ecb.rate_in_force(currency, day, NOW)
-    return (amount / rate).quantize(CENT, rounding=ROUND_HALF_UP)
-
-
-def expected_portfolio(stack: Stack) -> dict[tuple[str, date, str], dict[str, Decimal | int]]:
-    """(period type, period start, client or '*') -> spend, value, reservations, conversions."""
-    sums: dict[tuple[str, date, str], dict[str, Decimal | int]] = defaultdict(
-        lambda: {"spend": Decimal(0), "value": Decimal(0), "reservations": 0, "conversions": 0}
+def expected_portfolio(stack: Stack, to: str = "EUR") -> PortfolioRows:
+    windows = days_between(*CHRISTMAS_WEEK) + days_between(*NOVEMBER)
+    return portfolio_truth(
+        stack.world,
+        stack.sandbox.state.ecb,
+        {c.id: c.meta_ad_account_id.removeprefix("act_") for c in stack.catalog.clients},
+        {c.id: windows for c in stack.catalog.clients},
+        NOW,
+        to,
+        stack.revisions,
     )
-    for client in stack.catalog.clients:
-        account = client.meta_ad_account_id.removeprefix("act_")
-        currency = stack.world.account(account).spec.currency
-        today = local_today(stack.world, account, NOW)
-        for day in days_between(*CHRISTMAS_WEEK) + days_between(*NOVEMBER):
-            truth = day_truth(
-                stack.world, account, day, stack.revisions.get((client.id, day), 0), today
-            )
-            labels = [("day", day), ("week", monday_of(day)), ("month", month_bounds(day)[0])]
-            if NOW.date().replace(day=1) <= day < NOW.date():  # whole days of this month
-                labels.append(("month_to_date", NOW.date().replace(day=1)))
-            for period_type, start in labels:
-                for who in (client.id, "*"):
-                    row = sums[(period_type, start, who)]
-                    row["spend"] += _in_eur(truth.spend, currency, day, stack.sandbox)
-                    row["value"] += _in_eur(truth.reservation_value, currency, day, stack.sandbox)
-                    row["reservations"] += truth.reservations
-                    row["conversions"] += truth.total_conversions
-    return dict(sums)
-
-
-def stored_portfolio(stack: Stack) -> dict[tuple[str, date, str], dict[str, Decimal | int]]:
-    frame = stack.warehouse.read("portfolio_kpis")
-    assert set(frame["currency"]) == {"EUR"}
-    return {
-        (r["period_type"], r["period_start"], r["client_id"]): {
-            "spend": Decimal(r["total_spend"]),
-            "value": Decimal(r["reservation_value"]),
-            "reservations": int(r["reservations"]),
-            "conversions": int(r["total_conversions"]),
-        }
-        for r in frame.to_dict("records")
-    }
 
 
 def test_every_portfolio_row_equals_the_converted_truth(stack: Stack):
-    expected, stored = expected_portfolio(stack), stored_portfolio(stack)
+    expected, stored = expected_portfolio(stack), stored_portfolio(stack.warehouse)
     assert sorted(stored) == sorted(expected)
     wrong = {key: (stored[key], want) for key, want in expected.items() if stored[key] != want}
     assert not wrong, list(wrong.items())[:5]
@@ -147,9 +113,31 @@ def test_holidays_and_the_weekend_carry_the_last_publication(stack: Stack):
         assert published[(day, "EUR")] == (day, Decimal(1))
 
 
+def test_the_portfolio_reports_in_yen_to_the_whole_yen(stack: Stack):
+    """METRICS_REPORTING_CURRENCY=JPY: every amount converted through the euro and rounded
+    once per client-day to whole yen; the JPY client keeps its own amounts."""
+    resources = {
+        **stack.defs.resources,
+        "fx": FxResource(rates_url=stack.defs.resources["fx"].rates_url, reporting_currency="JPY"),
+    }
+    in_yen = build_definitions(stack.catalog, resources)
+    try:
+        assert run_stage(in_yen, stack.instance, "test", PORTFOLIO, None, None, {}, "ERROR").success
+        stored, expected = (
+            stored_portfolio(stack.warehouse, "JPY"),
+            expected_portfolio(stack, "JPY"),
+        )
+        assert sorted(stored) == sorted(expected)
+        wrong = {key: (stored[key], want) for key, want in expected.items() if stored[key] != want}
+        assert not wrong, list(wrong.items())[:5]
+        assert all(row["spend"] == row["spend"].to_integral_value() for row in stored.values())
+    finally:
+        assert stack.run(PORTFOLIO).success  # back to EUR for the other tests
+
+
 def test_the_reporting_currency_client_keeps_its_exact_amounts(stack: Stack):
     """Rate 1, no rounding: the EUR client's portfolio rows are its own stored sums."""
-    stored = stored_portfolio(stack)
+    stored = stored_portfolio(stack.warehouse)
     daily = stack.warehouse.read("daily_kpi_data", {"client_id": "altstadt_apartments"})
     weekly = defaultdict(Decimal)
     for row in daily.to_dict("records"):
@@ -184,7 +172,7 @@ def test_a_corrected_rate_and_late_attribution_reach_the_portfolio(stack: Stack)
             f"altstadt_apartments|{late[-1]}",
         ).success
         assert stack.run(PORTFOLIO).success
-        stored, expected = stored_portfolio(stack), expected_portfolio(stack)
+        stored, expected = stored_portfolio(stack.warehouse), expected_portfolio(stack)
         assert stored == expected
         assert stored[("day", tuesday, "canyon_lodge")]["spend"] != money_of(
             before, ("day", tuesday, "canyon_lodge"), "total_spend"

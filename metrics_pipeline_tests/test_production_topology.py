@@ -27,6 +27,7 @@ import requests
 import sqlalchemy as sa
 from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.ground_truth import period_truth
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.sandbox.world import World
@@ -40,7 +41,12 @@ from metrics_pipeline_tests.conftest import (
 )
 from metrics_pipeline_tests.helpers import days_between, monday_of, month_bounds
 from metrics_pipeline_tests.receivers import WebhookReceiver, free_port
-from metrics_pipeline_tests.truth import normal_expected, stored_kpis
+from metrics_pipeline_tests.truth import (
+    normal_expected,
+    portfolio_truth,
+    stored_kpis,
+    stored_portfolio,
+)
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -68,6 +74,7 @@ DAILY, WEEKLY, MONTHLY = (
     AssetKey(["campaign_summaries", "monthly"]),
 )
 CACHE, ROLLUPS = AssetKey("current_week_cache"), AssetKey("client_kpi_rollups")
+RATES, PORTFOLIO = AssetKey("fx_rates"), AssetKey("portfolio_kpis")
 
 
 def wait_for(what: str, condition: Callable[[], object], timeout: float) -> object:
@@ -233,6 +240,7 @@ def deployment(tmp_path, monkeypatch):
             "METRICS_STEP_MAX_RETRIES": "0",
             "META_API_BASE_URL": sandbox.url,
             "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+            "METRICS_FX_RATES_URL": f"{sandbox.url}{FEED_PATH}",
             "DAGSTER_EVENT_BATCH_SIZE": "1000",
             "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
         }
@@ -326,6 +334,15 @@ def test_the_deployment_runs_by_itself(deployment):
     gap_runs = instance.get_runs(gap)
     assert gap_runs, "the gap sensor launched no run"
     assert {r.job_name for r in gap_runs} == {"collect_and_derive"}
+    # the days' exchange rates were asked for too (through UTC tomorrow), and read
+    rate_days = {str(d) for d in days_between(HISTORY_START, NOW.date() + timedelta(days=1))}
+    wait_for(
+        "the exchange rates of every day",
+        lambda: {str(k) for k in instance.get_materialized_partitions(RATES)} >= rate_days,
+        60,
+    )
+    rate_runs = instance.get_runs(RunsFilter(tags={"metrics_pipeline/rates_backfill": "true"}))
+    assert {r.job_name for r in rate_runs} == {"exchange_rates"}
     # (5.) each requested range ran once: no run key twice, no partition built twice
     keys = [r.tags.get("dagster/run_key") for r in gap_runs]
     assert len(keys) == len(set(keys))
@@ -347,7 +364,8 @@ def test_the_deployment_runs_by_itself(deployment):
     daily = warehouse.read("daily_kpi_data")
     assert len(daily) == len(wanted)  # one row per (client, day): none duplicated
 
-    # 2. Nobody clicks: the automation condition builds weeks, months, cache and rollups.
+    # 2. Nobody clicks: the automation condition builds weeks, months, cache, rollups and
+    # the portfolio in EUR.
     def derived_done() -> bool:
         weeks = {str(k) for k in instance.get_materialized_partitions(WEEKLY)}
         months = {str(k) for k in instance.get_materialized_partitions(MONTHLY)}
@@ -377,6 +395,24 @@ def test_the_deployment_runs_by_itself(deployment):
         ),
         120,
     )
+    expected_portfolio = portfolio_truth(
+        world,
+        sandbox.state.ecb,
+        ACCOUNT,
+        {client: collected(client, HISTORY_START, last) for client, last in LAST_DAY.items()},
+        NOW,
+    )
+    try:
+        wait_for(
+            "the portfolio of every collected day",
+            lambda: stored_portfolio(warehouse) == expected_portfolio,
+            120,
+        )
+    finally:
+        stored = stored_portfolio(warehouse)
+        assert sorted(stored) == sorted(expected_portfolio)
+        wrong = {k: (stored[k], v) for k, v in expected_portfolio.items() if stored[k] != v}
+        assert not wrong, list(wrong.items())[:5]
     for client, last in LAST_DAY.items():
         summaries = warehouse.read("campaign_summaries", {"client_id": client})
         for row in summaries.to_dict("records"):

@@ -6,11 +6,20 @@ Written independently of the pipeline's own KPI code: the formulas are the spec
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from metrics_pipeline.sandbox.ground_truth import Totals
+from metrics_pipeline.sandbox.ecb_rates import EcbRates
+from metrics_pipeline.sandbox.ground_truth import Totals, day_truth
+from metrics_pipeline.sandbox.world import World
+from metrics_pipeline.warehouse.resource import WarehouseResource
+from metrics_pipeline_tests.helpers import local_today, monday_of, month_bounds
 
 SIX = Decimal("0.000001")
+CENT = Decimal("0.01")
+ZERO_DECIMAL = {"JPY"}  # among the demo's currencies, the one without cents
+PortfolioRows = dict[tuple[str, date, str], dict[str, Decimal | int]]
 
 
 def _div(numerator: Decimal | int, denominator: Decimal | int) -> Decimal | None:
@@ -58,3 +67,66 @@ def stored_kpis(row: dict) -> dict[str, object]:
 
 def normal_expected(t: Totals) -> dict[str, object]:
     return {k: _normal(v) for k, v in expected_kpis(t).items()}
+
+
+def converted(
+    amount: Decimal, currency: str, to: str, day: date, ecb: EcbRates, now: datetime
+) -> Decimal:
+    """The documented rule: through the euro at the rates in force that day, rounded once,
+    half up, to the target's minor unit; the reporting currency itself unchanged."""
+    if currency == to:
+        return amount
+
+    def per_eur(code: str) -> Decimal:
+        return Decimal(1) if code == "EUR" else ecb.rate_in_force(code, day, now)[0]
+
+    unit = Decimal(1) if to in ZERO_DECIMAL else CENT
+    return (amount * per_eur(to) / per_eur(currency)).quantize(unit, rounding=ROUND_HALF_UP)
+
+
+def portfolio_truth(
+    world: World,
+    ecb: EcbRates,
+    accounts: dict[str, str],
+    days: dict[str, list[date]],
+    now: datetime,
+    to: str = "EUR",
+    revisions: dict[tuple[str, date], int] | None = None,
+) -> PortfolioRows:
+    """(period type, period start, client or '*') -> spend, value, reservations and
+    conversions in `to`, from each client's (`accounts`: client -> account id) true days."""
+    sums: PortfolioRows = defaultdict(
+        lambda: {"spend": Decimal(0), "value": Decimal(0), "reservations": 0, "conversions": 0}
+    )
+    for client, account in accounts.items():
+        currency = world.account(account).spec.currency
+        today = local_today(world, account, now)
+        for day in days[client]:
+            truth = day_truth(world, account, day, (revisions or {}).get((client, day), 0), today)
+            labels = [("day", day), ("week", monday_of(day)), ("month", month_bounds(day)[0])]
+            if now.date().replace(day=1) <= day < now.date():  # whole days of this month
+                labels.append(("month_to_date", now.date().replace(day=1)))
+            spend = converted(truth.spend, currency, to, day, ecb, now)
+            value = converted(truth.reservation_value, currency, to, day, ecb, now)
+            for period_type, start in labels:
+                for who in (client, "*"):
+                    row = sums[(period_type, start, who)]
+                    row["spend"] += spend
+                    row["value"] += value
+                    row["reservations"] += truth.reservations
+                    row["conversions"] += truth.total_conversions
+    return dict(sums)
+
+
+def stored_portfolio(warehouse: WarehouseResource, currency: str = "EUR") -> PortfolioRows:
+    frame = warehouse.read("portfolio_kpis")
+    assert set(frame["currency"]) <= {currency}
+    return {
+        (r["period_type"], r["period_start"], r["client_id"]): {
+            "spend": Decimal(r["total_spend"]),
+            "value": Decimal(r["reservation_value"]),
+            "reservations": int(r["reservations"]),
+            "conversions": int(r["total_conversions"]),
+        }
+        for r in frame.to_dict("records")
+    }

@@ -35,9 +35,14 @@ def build_jobs(catalog: Catalog, checks: list):
         selection=AssetSelection.assets(AssetKey("current_week_cache")) - history,
         description="Refresh the current-week cache of the selected clients.",
     )
+    rates_job = define_asset_job(
+        FX_RATES_JOB,
+        selection=AssetSelection.assets(AssetKey("fx_rates")),
+        description="Read the exchange rates of the selected days (with the rates check).",
+    )
     health_job = define_asset_job(
         HEALTH_JOB,
         selection=history | AssetSelection.assets(AssetKey("collection_health")),
         description="Completeness and freshness checks, and the collection_health table.",
     )
-    return collect_job, cache_job, health_job
+    return collect_job, cache_job, health_job, rates_job
