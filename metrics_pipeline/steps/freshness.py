@@ -15,9 +15,16 @@ CACHE_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(minutes=15))
 
 # A period, cache or rollup is rebuilt when any of its days in daily_kpi_data changed, once
 # nothing upstream is still running and the blocking checks of those days passed: bad days
-# never flow up.
+# never flow up. A change is forgotten only once the sensor requested a rebuild after it,
+# not when a materialisation ends (Dagster's `since_last_handled`): a rebuild that started
+# before another client's days changed would otherwise hide that change for good. The
+# price is one extra rebuild after a materialisation from the UI or the command line.
 REFRESH_WHEN_DAYS_CHANGE = (
-    AutomationCondition.any_deps_updated().since_last_handled()
+    AutomationCondition.any_deps_updated().since(
+        (
+            AutomationCondition.newly_requested() | AutomationCondition.initial_evaluation()
+        ).with_label("rebuild requested")
+    )
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
     & AutomationCondition.all_deps_blocking_checks_passed()
