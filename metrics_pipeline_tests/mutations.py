@@ -364,6 +364,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         (T + "test_portfolio.py", "-k", "sqlite and missing_rate"),
     ),
     Mutation(
+        "refresh_forgets_on_materialization",
+        "derived stores forget a change when a materialisation ends (Dagster's own reset)",
+        "metrics_pipeline/steps/freshness.py",
+        "AutomationCondition.any_deps_updated().since(_CHANGE_HANDLED)",
+        "AutomationCondition.any_deps_updated().since_last_handled()",
+        (T + "test_automation.py", "-k", "forgotten"),
+    ),
+    Mutation(
+        "refresh_forgets_right_after_request",
+        "derived stores forget a change that lands between a request and the next tick",
+        "metrics_pipeline/steps/freshness.py",
+        "    & ~AutomationCondition.any_deps_updated()\n).with_label",
+        "\n).with_label",
+        (T + "test_automation.py", "-k", "forgotten"),
+    ),
+    Mutation(
         "rates_gap_stops_before_tomorrow",
         "the gap sensor asks for no rates of the UTC today and tomorrow",
         "metrics_pipeline/automation/gaps.py",

@@ -9,13 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import build_schedule_context, build_sensor_context
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    build_schedule_context,
+    build_sensor_context,
+    evaluate_automation_conditions,
+)
 
 from metrics_pipeline.automation.gaps import build_gap_sensor
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.partitions import RANGE_END, RANGE_START
-from metrics_pipeline.runner import materialize_window
+from metrics_pipeline.runner import materialize_window, run_stage
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_resources
 from metrics_pipeline_tests.helpers import days_between
@@ -237,3 +243,50 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
     ]
     # Rates are asked for first, so the portfolio waits for them.
     assert requests[: len(rates)] == [r for r in requests if r.job_name == "exchange_rates"]
+
+
+def test_a_change_that_lands_while_the_portfolio_rebuilds_is_not_forgotten(
+    catalog, instance, sandbox, warehouse
+):
+    """The derived stores' condition, evaluated tick by tick (the portfolio stands for all):
+    days that change after a rebuild was requested bring another rebuild, also when a
+    materialisation of the store ends in the same tick (it may have read the days before
+    they changed) and when they change right after the request."""
+    defs = build_definitions(catalog, make_resources(sandbox.url, warehouse.url))
+    portfolio = AssetKey("portfolio_kpis")
+    day = NOW.date() - timedelta(days=2)
+
+    def run(selection: list[AssetKey], first: str | None = None, last: str | None = None):
+        assert run_stage(defs, instance, "test", selection, first, last, {}, "ERROR").success
+
+    def collect(client_id: str) -> None:
+        run(
+            [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
+            f"{client_id}|{day}",
+            f"{client_id}|{day}",
+        )
+
+    cursor = None
+
+    def requested() -> int:
+        nonlocal cursor
+        result = evaluate_automation_conditions(
+            defs, instance, asset_selection=AssetSelection.assets(portfolio), cursor=cursor
+        )
+        cursor = result.cursor
+        return result.get_num_requested(portfolio)
+
+    run([AssetKey("meta_ad_objects")], catalog.client_ids[0], catalog.client_ids[-1])
+    run([AssetKey("fx_rates")], str(day), str(day))
+    assert requested() == 0  # the first evaluation
+    collect("canyon_lodge")
+    assert requested() == 1
+    assert requested() == 0  # handled: requested, nothing changed since
+    # A rebuild that began before another client's day landed ends after it.
+    collect("sakura_ryokan")
+    run([portfolio])
+    assert requested() == 1
+    # A day lands between the request and the next tick.
+    collect("altstadt_apartments")
+    assert requested() == 1
+    assert requested() == 0

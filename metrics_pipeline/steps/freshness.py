@@ -15,16 +15,17 @@ CACHE_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(minutes=15))
 
 # A period, cache or rollup is rebuilt when any of its days in daily_kpi_data changed, once
 # nothing upstream is still running and the blocking checks of those days passed: bad days
-# never flow up. A change is forgotten only once the sensor requested a rebuild after it,
-# not when a materialisation ends (Dagster's `since_last_handled`): a rebuild that started
-# before another client's days changed would otherwise hide that change for good. The
-# price is one extra rebuild after a materialisation from the UI or the command line.
+# never flow up. A change is forgotten only on the tick after a rebuild was requested, and
+# only if nothing changed again since that request. Dagster's `since_last_handled` also
+# forgets on the tick a materialisation ends, and on a tick where change and reset coincide:
+# either can hide for good a client's days that changed while a rebuild ran (it may have
+# read them before). The price is an extra rebuild now and then.
+_CHANGE_HANDLED = (
+    (AutomationCondition.newly_requested() | AutomationCondition.initial_evaluation())
+    & ~AutomationCondition.any_deps_updated()
+).with_label("rebuild requested, nothing changed since")
 REFRESH_WHEN_DAYS_CHANGE = (
-    AutomationCondition.any_deps_updated().since(
-        (
-            AutomationCondition.newly_requested() | AutomationCondition.initial_evaluation()
-        ).with_label("rebuild requested")
-    )
+    AutomationCondition.any_deps_updated().since(_CHANGE_HANDLED)
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
     & AutomationCondition.all_deps_blocking_checks_passed()
