@@ -380,6 +380,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         (T + "test_automation.py", "-k", "forgotten"),
     ),
     Mutation(
+        "rates_refresh_on_utc_clock",
+        "the daily re-read of the rates fires at 16:30 UTC, not after the publication in Berlin",
+        "metrics_pipeline/steps/freshness.py",
+        '"30 16 * * *", "Europe/Berlin"',
+        '"30 16 * * *", "UTC"',
+        (T + "test_automation.py", "-k", "ecb_publishes"),
+    ),
+    Mutation(
         "rates_gap_stops_before_tomorrow",
         "the gap sensor asks for no rates of the UTC today and tomorrow",
         "metrics_pipeline/automation/gaps.py",

@@ -290,3 +290,34 @@ def test_a_change_that_lands_while_the_portfolio_rebuilds_is_not_forgotten(
     collect("altstadt_apartments")
     assert requested() == 1
     assert requested() == 0
+
+
+def test_exchange_rates_are_read_again_once_a_day_after_the_ecb_publishes(catalog, instance, defs):
+    """fx_rates' condition at chosen instants: nothing before 16:30 in Berlin (15:30 UTC in
+    November), then once the days from five before today through UTC tomorrow, once a day."""
+    rates = AssetKey("fx_rates")
+    cursor = None
+
+    def requested_at(when: str) -> list[str]:
+        nonlocal cursor
+        result = evaluate_automation_conditions(
+            defs,
+            instance,
+            asset_selection=AssetSelection.assets(rates),
+            evaluation_time=datetime.fromisoformat(when),
+            cursor=cursor,
+        )
+        cursor = result.cursor
+        if not result.get_num_requested(rates):
+            return []
+        return sorted(str(key) for key in result.get_requested_partitions(rates))
+
+    assert requested_at("2026-11-18T15:00:00+00:00") == []
+    assert requested_at("2026-11-18T15:29:00+00:00") == []
+    assert requested_at("2026-11-18T15:31:00+00:00") == [
+        str(d) for d in days_between(datetime(2026, 11, 13).date(), datetime(2026, 11, 19).date())
+    ]
+    assert requested_at("2026-11-18T23:59:00+00:00") == []
+    assert requested_at("2026-11-19T15:31:00+00:00") == [
+        str(d) for d in days_between(datetime(2026, 11, 14).date(), datetime(2026, 11, 20).date())
+    ]

@@ -9,9 +9,11 @@ the client, date, column and value, and never reaches a store above.
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 
 import pandas as pd
+from dagster import BetaWarning
 from dagster_pandas import PandasColumn, create_dagster_pandas_dataframe_type
 from dagster_pandas.constraints import (
     ColumnConstraintViolationException,
@@ -69,36 +71,40 @@ class NonNegativeColumns(_ColumnsRule):
         return values.lt(0)
 
 
-DAILY_KPI_COLUMNS: list[PandasColumn] = [
-    PandasColumn.string_column("client_id"),
-    PandasColumn("date", [OBJECTS]),
-    PandasColumn.categorical_column("platform", {PLATFORM}),
-    *(PandasColumn.integer_column(name) for name in COUNT_METRICS),
-    *(PandasColumn(name, [OBJECTS]) for name in STORED_MONEY_COLUMNS),
-    # A ratio with nothing to divide by is NULL ("no data"); any other is >= 0.
-    *(PandasColumn(name) for name in RATIO_METRICS),
-    *(PandasColumn.string_column(name) for name in TEXT_COLUMNS),
-    PandasColumn("collected_at"),
-]
-DAILY_KPI_RULES: list[DataFrameConstraint] = [
-    NonNullColumns(
-        (*KEY_COLUMNS, *COUNT_METRICS, *STORED_MONEY_COLUMNS, *TEXT_COLUMNS, "collected_at"),
-        "keys, counts, money, currency, campaigns and lineage are never NULL",
-    ),
-    NonNegativeColumns(
-        (*COUNT_METRICS, *STORED_MONEY_COLUMNS, *RATIO_METRICS),
-        "counts, money and ratios are never negative",
-    ),
-]
-DailyKpiFrame = create_dagster_pandas_dataframe_type(
-    name="DailyKpiFrame",
-    description="Rows of daily_kpi_data: one per (client, date, platform), counts and "
-    "money non-negative, keys never NULL.",
-    columns=DAILY_KPI_COLUMNS,
-    dataframe_constraints=DAILY_KPI_RULES,
-)
-# An empty frame read from the warehouse has no dtypes to judge: only its columns count.
-_PRESENCE_ONLY = [PandasColumn(column.name) for column in DAILY_KPI_COLUMNS]
+# dagster-pandas marks its column API beta (its version range is pinned in pyproject.toml):
+# said here once, not as a page of warnings in every process that loads the code location.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BetaWarning)
+    DAILY_KPI_COLUMNS: list[PandasColumn] = [
+        PandasColumn.string_column("client_id"),
+        PandasColumn("date", [OBJECTS]),
+        PandasColumn.categorical_column("platform", {PLATFORM}),
+        *(PandasColumn.integer_column(name) for name in COUNT_METRICS),
+        *(PandasColumn(name, [OBJECTS]) for name in STORED_MONEY_COLUMNS),
+        # A ratio with nothing to divide by is NULL ("no data"); any other is >= 0.
+        *(PandasColumn(name) for name in RATIO_METRICS),
+        *(PandasColumn.string_column(name) for name in TEXT_COLUMNS),
+        PandasColumn("collected_at"),
+    ]
+    DAILY_KPI_RULES: list[DataFrameConstraint] = [
+        NonNullColumns(
+            (*KEY_COLUMNS, *COUNT_METRICS, *STORED_MONEY_COLUMNS, *TEXT_COLUMNS, "collected_at"),
+            "keys, counts, money, currency, campaigns and lineage are never NULL",
+        ),
+        NonNegativeColumns(
+            (*COUNT_METRICS, *STORED_MONEY_COLUMNS, *RATIO_METRICS),
+            "counts, money and ratios are never negative",
+        ),
+    ]
+    DailyKpiFrame = create_dagster_pandas_dataframe_type(
+        name="DailyKpiFrame",
+        description="Rows of daily_kpi_data: one per (client, date, platform), counts and "
+        "money non-negative, keys never NULL.",
+        columns=DAILY_KPI_COLUMNS,
+        dataframe_constraints=DAILY_KPI_RULES,
+    )
+    # An empty frame read from the warehouse has no dtypes to judge: only its columns count.
+    _PRESENCE_ONLY = [PandasColumn(column.name) for column in DAILY_KPI_COLUMNS]
 
 _RULES = {
     "NonNegativeColumns": "must not be negative",
