@@ -390,9 +390,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "rates_gap_stops_before_tomorrow",
         "the gap sensor asks for no rates of the UTC today and tomorrow",
-        "metrics_pipeline/automation/gaps.py",
-        "last = min(moment.astimezone(UTC).date() + timedelta(days=1),",
-        "last = min(moment.astimezone(UTC).date() - timedelta(days=1),",
+        "metrics_pipeline/domain/periods.py",
+        "return now.astimezone(UTC).date() + timedelta(days=1)",
+        "return now.astimezone(UTC).date() - timedelta(days=1)",
         (T + "test_automation.py", "-k", "gap_sensor"),
     ),
     Mutation(

@@ -19,7 +19,7 @@ from dagster import (
 from metrics_pipeline.automation.status import sensor_interval, sensor_status
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import SETTLE_HOURS, due_days
+from metrics_pipeline.domain.periods import SETTLE_HOURS, due_days, last_live_day
 from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.partitions import RANGE_END, RANGE_START, contiguous_ranges, day_range_tags
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -72,7 +72,7 @@ def missing_rate_days(
     first = min((days[0] for days in due.values() if days), default=None)
     if first is None or last_key is None:
         return []
-    last = min(moment.astimezone(UTC).date() + timedelta(days=1), date.fromisoformat(last_key))
+    last = min(last_live_day(moment), date.fromisoformat(last_key))
     span = (last - first).days + 1
     return [
         day

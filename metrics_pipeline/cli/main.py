@@ -340,7 +340,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.catalog import build_catalog
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
     from metrics_pipeline.definitions import default_resources
-    from metrics_pipeline.domain.periods import month_start, week_start
+    from metrics_pipeline.domain.periods import last_live_day, month_start, week_start
     from metrics_pipeline.partitions import HISTORY_START_ENV
     from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
@@ -349,9 +349,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     environ = _demo_environment()
     home = _ensure_dagster_home(None)
     now = datetime.now(UTC)
-    # The day after UTC today: clients ahead of UTC already live in it; the others are
-    # collected up to their own today.
-    end = now.date() + timedelta(days=1)
+    # Clients ahead of UTC already live in UTC tomorrow; the others are collected up to
+    # their own today.
+    end = last_live_day(now)
     start = now.date() - timedelta(days=DEMO_DAYS)
     # The demo's partitions start with its window (`--ui` reads the same), so the graph
     # shows its days filled rather than a year of grey; from the window's first month or

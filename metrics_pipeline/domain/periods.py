@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -58,6 +58,12 @@ def trailing_days(today: date, days: int) -> Period:
 def local_today(now: datetime, timezone: str) -> date:
     """The calendar date an account in `timezone` is living at instant `now`."""
     return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def last_live_day(now: datetime) -> date:
+    """The last calendar day any account is already living at `now`: UTC tomorrow (no
+    timezone is more than a day ahead of UTC), the last daily partition."""
+    return now.astimezone(UTC).date() + timedelta(days=1)
 
 
 # The windows of client_kpi_rollups, by name.
