@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 import warnings
@@ -42,6 +43,17 @@ BUNDLED_CLIENTS = Path(__file__).parents[1] / "metrics_pipeline" / "config" / "d
 # every expected number is the same whenever and however long the suite runs. 20:00 UTC is
 # already tomorrow in Auckland and Tokyo, so a UTC day taken for a local one shows.
 NOW = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _close_dagster_contexts_with_their_test() -> Iterator[None]:
+    """Dagster's schedule and sensor contexts built with resources hold an ephemeral
+    instance that closes only when the garbage collector finds them. Closed at a random later
+    moment, it resets Dagster's current defs-state storage to that of a disposed instance,
+    and whatever loads definitions next fails ("Attempted to resolve undefined
+    DagsterInstance weakref"). Collected here, they close with the test that made them."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
