@@ -121,9 +121,8 @@ def _in_process(env: dict[str, str]):
     from metrics_pipeline.definitions import build_definitions, default_resources
 
     catalog = build_catalog()
-    # Resolved here: the runner reads the warehouse and the clock outside any run.
-    resources = default_resources(resolve=True)
-    return catalog, build_definitions(catalog, resources), DagsterInstance.get()
+    # As in production: the runs read their settings from this process's environment.
+    return catalog, build_definitions(catalog, default_resources()), DagsterInstance.get()
 
 
 def per_partition_vs_range(env: dict[str, str], client_id: str, days: list[date]) -> dict:

@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from dagster import (
     AssetKey,
     AssetSelection,
+    ConfigurableResource,
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
@@ -251,6 +252,14 @@ def _collect_block(stage, instance, outcome, block, start: date, last: date) -> 
     return passed
 
 
+def _as_a_run_sees_it(resource: object) -> object:
+    """A resource with its `EnvVar` fields read from the environment, for the few reads
+    this process makes between runs; the definitions keep the variables' names only."""
+    if isinstance(resource, ConfigurableResource):
+        return resource.process_config_and_initialize()
+    return resource
+
+
 def materialize_window(
     defs: Definitions,
     catalog: Catalog,
@@ -271,7 +280,7 @@ def materialize_window(
     recorded CANCELED, and WindowStopped is raised instead of starting the next run."""
     from metrics_pipeline.clock import ClockResource  # the definitions' clock decides "now"
 
-    clock = (defs.resources or {}).get("clock")
+    clock = _as_a_run_sees_it((defs.resources or {}).get("clock"))
     now = now or (clock.now() if isinstance(clock, ClockResource) else datetime.now())
     client_ids = list(client_ids or catalog.client_ids)
     validate_window(catalog, start, end, client_ids, now)
@@ -305,7 +314,8 @@ def materialize_window(
         stage("meta_ad_objects", OBJECTS, block[0], block[-1])
         reachable |= materialized_partitions(instance, outcome.stages[-1].run_id, OBJECTS[0])
     # Timezones not in the clients file were read from the ad accounts just now.
-    zones = {**client_zones(catalog.clients, defs.resources["warehouse"]), **(timezones or {})}
+    warehouse = _as_a_run_sees_it(defs.resources["warehouse"])
+    zones = {**client_zones(catalog.clients, warehouse), **(timezones or {})}
     ends = plan_client_ends(sorted(reachable), end, now, zones)
     for client_id, last in ends.items():
         if last < end:

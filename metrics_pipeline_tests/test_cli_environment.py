@@ -1,9 +1,11 @@
-"""The command line reads its environment and never changes it: what it runs on is passed
-to the definitions and the runner explicitly (run in this process, through `main`)."""
+"""The command line reads its environment and leaves it as it was: its runs read what they
+run on from the process's environment while they last (run in this process, through
+`main`)."""
 
 from __future__ import annotations
 
 import os
+import stat
 from datetime import timedelta
 
 from metrics_pipeline.cli.main import main
@@ -11,6 +13,7 @@ from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
+from metrics_pipeline_tests.stored_secrets import found_in_files, marker
 
 
 def test_materialize_leaves_the_environment_unchanged(tmp_path, monkeypatch, sandbox):
@@ -35,10 +38,18 @@ def test_materialize_leaves_the_environment_unchanged(tmp_path, monkeypatch, san
     assert [str(d) for d in daily["date"]] == [day]
 
 
-def test_demo_leaves_the_environment_unchanged_and_names_what_it_ignores(
+def test_demo_leaves_the_environment_unchanged_names_what_it_ignores_and_stores_no_secret(
     tmp_path, monkeypatch, capsys
 ):
     monkeypatch.chdir(tmp_path)
+    # Secrets the demo does read: they must not reach what its instance stores.
+    kept = {
+        "META_APP_SECRET": marker("app-secret"),
+        "METRICS_ALERT_SMTP_USERNAME": "alerts",
+        "METRICS_ALERT_SMTP_PASSWORD": marker("smtp-password"),
+    }
+    for name, value in kept.items():
+        monkeypatch.setenv(name, value)
     deployment = {
         "DAGSTER_HOME": str(tmp_path / "deployment_home"),
         "METRICS_WAREHOUSE_URL": f"sqlite:///{tmp_path / 'deployment.sqlite'}",
@@ -56,4 +67,14 @@ def test_demo_leaves_the_environment_unchanged_and_names_what_it_ignores(
     # Nothing landed where the deployment's variables point.
     assert not (tmp_path / "deployment_home").exists()
     assert not (tmp_path / "deployment.sqlite").exists()
-    assert (tmp_path / ".metrics_pipeline" / "dagster_home" / "metrics_warehouse.sqlite").exists()
+    data = tmp_path / ".metrics_pipeline"
+    assert (data / "dagster_home" / "metrics_warehouse.sqlite").exists()
+    assert (
+        found_in_files(data, [kept["META_APP_SECRET"], kept["METRICS_ALERT_SMTP_PASSWORD"]]) == []
+    )
+    # The instance and the warehouse it made are readable by their owner only.
+    assert {
+        str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in [data, *data.rglob("*")]
+        if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)
+    } == {}

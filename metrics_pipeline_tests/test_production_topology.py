@@ -29,7 +29,7 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.ground_truth import period_truth
-from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import (
@@ -41,6 +41,12 @@ from metrics_pipeline_tests.conftest import (
 )
 from metrics_pipeline_tests.helpers import days_between, monday_of, month_bounds
 from metrics_pipeline_tests.receivers import WebhookReceiver, free_port
+from metrics_pipeline_tests.stored_secrets import (
+    found_in_database,
+    found_in_files,
+    marker,
+    webserver_answers,
+)
 from metrics_pipeline_tests.truth import (
     normal_expected,
     portfolio_truth,
@@ -219,18 +225,33 @@ def deployment(tmp_path, monkeypatch):
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     world = World(anchor=NOW.date())
+    # Marker secrets, looked for in everything the deployment stores and serves (step 8).
+    secrets = {
+        "token": marker("token"),
+        "app_secret": marker("app-secret"),
+        "password": marker("password"),
+        "smtp_password": marker("smtp-password"),
+    }
     with (
         fresh_database() as dagster_pg,
         contextmanager(postgres_schema_url)() as warehouse_url,
-        SandboxServer(world, now=NOW) as sandbox,
+        SandboxServer(
+            world, now=NOW, access_token=secrets["token"], app_secret=secrets["app_secret"]
+        ) as sandbox,
         WebhookReceiver() as hook,
     ):
         code_port, web_port = free_port(), free_port()
+
+        def with_password(url: str) -> str:
+            # The test server trusts loopback: the password is sent and never checked.
+            url = sa.make_url(url).set(password=secrets["password"])
+            return url.render_as_string(hide_password=False)
+
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_URL": dagster_pg,
-            "METRICS_WAREHOUSE_URL": warehouse_url,
+            "DAGSTER_PG_URL": with_password(dagster_pg),
+            "METRICS_WAREHOUSE_URL": with_password(warehouse_url),
             "METRICS_CLIENTS_FILE": str(BUNDLED_CLIENTS),
             "METRICS_HISTORY_START": HISTORY_START.isoformat(),
             "METRICS_AS_OF": NOW.isoformat(),
@@ -239,7 +260,10 @@ def deployment(tmp_path, monkeypatch):
             "METRICS_ALERT_WEBHOOK_URL": hook.url,
             "METRICS_STEP_MAX_RETRIES": "0",
             "META_API_BASE_URL": sandbox.url,
-            "META_ACCESS_TOKEN": SANDBOX_TOKEN,
+            "META_ACCESS_TOKEN": secrets["token"],
+            "META_APP_SECRET": secrets["app_secret"],
+            "METRICS_ALERT_SMTP_USERNAME": "alerts",
+            "METRICS_ALERT_SMTP_PASSWORD": secrets["smtp_password"],
             "METRICS_FX_RATES_URL": f"{sandbox.url}{FEED_PATH}",
             "DAGSTER_EVENT_BATCH_SIZE": "1000",
             "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
@@ -300,6 +324,10 @@ def deployment(tmp_path, monkeypatch):
                     "hook": hook,
                     "warehouse": WarehouseResource(url=warehouse_url),
                     "graphql": f"http://127.0.0.1:{web_port}/graphql",
+                    "home": home,
+                    "dagster_pg": dagster_pg,
+                    "warehouse_url": warehouse_url,
+                    "secrets": list(secrets.values()),
                 }
         finally:
             processes.stop_all()
@@ -524,3 +552,14 @@ def test_the_deployment_runs_by_itself(deployment):
     sandbox.clear_faults()
     assert [r.status for r in side_by_side] == [DagsterRunStatus.SUCCESS] * 3
     assert most_at_once(run_intervals(instance, side_by_side, "meta_insights")) == 2
+
+    # 8. No secret in anything the deployment stores or serves: the instance folder, Dagster's
+    # PostgreSQL storage (snapshots inflated), the warehouse, the webserver's answers on
+    # runs, run configuration and resources.
+    secrets = deployment["secrets"]
+    assert found_in_files(deployment["home"], secrets) == []
+    assert found_in_database(deployment["dagster_pg"], secrets) == []
+    assert found_in_database(deployment["warehouse_url"], secrets) == []
+    answers = webserver_answers(deployment["graphql"])
+    assert any("ENV_VAR" in a and "META_ACCESS_TOKEN" in a for a in answers)
+    assert [s for s in secrets if any(s in a for a in answers)] == []

@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -56,6 +57,11 @@ def _ensure_dagster_home(given: str | None) -> Path:
     """DAGSTER_HOME, or a local folder so the runs outlive the process for the UI."""
     home = Path(given or _data_dir() / "dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
+    if not given:
+        # Its own folders are private even when an older version created them open; a
+        # given DAGSTER_HOME's permissions are its owner's choice.
+        for folder in (home.parent, home):
+            folder.chmod(0o700)
     settings = home / "dagster.yaml"
     if not given and not settings.exists():
         # The local instance this command creates: embedded storage, no usage reporting.
@@ -137,23 +143,56 @@ def _materialize(
     verbose: bool,
     *,
     catalog,
-    resources: dict,
+    environ: Mapping[str, str],
     home: Path,
     check_meta: bool = True,
 ) -> int:
-    from metrics_pipeline.cli import preflight
-    from metrics_pipeline.definitions import build_definitions
+    """Check the settings of `environ`, then run the window with this process's environment
+    set to `environ` for as long as the runs take.
 
-    defs = build_definitions(catalog, resources)
+    The runs' resources hold `EnvVar` names only, read in this process when each run starts:
+    Dagster stores a job's resource configuration with the run, so a value given here would
+    be kept in the instance (and shown by its webserver). The checks before any run read the
+    same variables themselves."""
+    from metrics_pipeline.cli import preflight
+    from metrics_pipeline.definitions import build_definitions, default_resources
+
+    settings = default_resources(environ, resolve=True)
     if check_meta:
-        preflight.check_token()
-    preflight.check_warehouse(resources["warehouse"])
+        preflight.check_token(environ)
+    preflight.check_warehouse(settings["warehouse"])
     if check_meta:
-        preflight.check_meta_answers(resources["meta"], echo)
-    # Opened only now: a fresh instance takes seconds to create, and a failed check above
-    # must be reported at once.
-    with _open_instance(home) as instance:
-        return _run_window(defs, catalog, instance, start, end, clients, echo, verbose)
+        preflight.check_meta_answers(settings["meta"], echo)
+    with _process_environment(environ):
+        defs = build_definitions(catalog, default_resources(environ))
+        # Opened only now: a fresh instance takes seconds to create, and a failed check
+        # above must be reported at once.
+        with _open_instance(home) as instance:
+            return _run_window(defs, catalog, instance, start, end, clients, echo, verbose)
+
+
+@contextlib.contextmanager
+def _process_environment(environ: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment is `environ` inside, and as it was again after."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _owner_only_files() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only (0600 / 0700): the
+    instance's run storage and the embedded warehouse hold an agency's clients' data."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: bool) -> int:
@@ -224,15 +263,12 @@ def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: boo
 def cmd_materialize(args: argparse.Namespace) -> int:
     _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
-    from metrics_pipeline.definitions import default_resources
     from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, sqlite_warehouse_url
 
     home = _ensure_dagster_home(os.environ.get("DAGSTER_HOME"))
     print(f"Dagster instance: {home}")
-    # The settings are read once, here: this process runs the pipeline in its own memory.
     # Without a warehouse URL, the embedded warehouse lives beside the instance.
     warehouse_url = os.environ.get(WAREHOUSE_URL_ENV) or sqlite_warehouse_url(home)
-    resources = default_resources({**os.environ, WAREHOUSE_URL_ENV: warehouse_url}, resolve=True)
     return _materialize(
         args.start,
         args.end,
@@ -240,7 +276,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         print,
         args.verbose,
         catalog=build_catalog(),
-        resources=resources,
+        environ={**os.environ, WAREHOUSE_URL_ENV: warehouse_url},
         home=home,
     )
 
@@ -371,7 +407,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             HISTORY_START_ENV: history_start,
             "METRICS_FX_RATES_URL": sandbox.url + FEED_PATH,
         }
-        resources = default_resources(demo_environ, resolve=True)
         print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
         print(f"Materialising {start} .. {end} for the demo clients")
         started = time.monotonic()
@@ -382,14 +417,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             lambda line: print(f"  {line}"),
             args.verbose,
             catalog=catalog,
-            resources=resources,
+            environ=demo_environ,
             home=home,
             check_meta=False,
         )
         if status >= 128:  # stopped on request
             return status
         print(f"Done in {time.monotonic() - started:.1f}s")
-        _print_summary(now, catalog, resources["warehouse"])
+        _print_summary(now, catalog, default_resources(demo_environ, resolve=True)["warehouse"])
         if status:
             return status
         print(
@@ -540,7 +575,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with _owner_only_files():
+            return args.func(args)
     except KeyboardInterrupt:  # outside a run (e.g. while loading): nothing to clean up
         print("Stopped (SIGINT).", file=sys.stderr)
         return 130

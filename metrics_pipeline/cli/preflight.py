@@ -7,9 +7,8 @@ what to fix (the variable, the database, the host), never a secret.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import requests
 
@@ -25,8 +24,8 @@ class SetupError(RuntimeError):
     """Something to fix before a run can start."""
 
 
-def check_token() -> None:
-    if not os.environ.get(TOKEN_ENV):
+def check_token(environ: Mapping[str, str]) -> None:
+    if not environ.get(TOKEN_ENV):
         raise SetupError(
             f"{TOKEN_ENV} is not set: export the access token of a user with ads_read on "
             "the clients' ad accounts (or run `metrics-pipeline demo`, which needs none)"
