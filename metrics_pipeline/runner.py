@@ -9,7 +9,8 @@ spans, and a failed layer stops the layers above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -252,12 +253,16 @@ def _collect_block(stage, instance, outcome, block, start: date, last: date) -> 
     return passed
 
 
-def _as_a_run_sees_it(resource: object) -> object:
+@contextmanager
+def _as_a_run_sees_it(resource: object) -> Iterator[object]:
     """A resource with its `EnvVar` fields read from the environment, for the few reads
-    this process makes between runs; the definitions keep the variables' names only."""
+    this process makes between runs; the definitions keep the variables' names only.
+    Initialised in a context Dagster closes again on this thread."""
     if isinstance(resource, ConfigurableResource):
-        return resource.process_config_and_initialize()
-    return resource
+        with resource.process_config_and_initialize_cm() as initialised:
+            yield initialised
+    else:
+        yield resource
 
 
 def materialize_window(
@@ -280,8 +285,8 @@ def materialize_window(
     recorded CANCELED, and WindowStopped is raised instead of starting the next run."""
     from metrics_pipeline.clock import ClockResource  # the definitions' clock decides "now"
 
-    clock = _as_a_run_sees_it((defs.resources or {}).get("clock"))
-    now = now or (clock.now() if isinstance(clock, ClockResource) else datetime.now())
+    with _as_a_run_sees_it((defs.resources or {}).get("clock")) as clock:
+        now = now or (clock.now() if isinstance(clock, ClockResource) else datetime.now())
     client_ids = list(client_ids or catalog.client_ids)
     validate_window(catalog, start, end, client_ids, now)
     outcome = WindowOutcome()
@@ -314,8 +319,8 @@ def materialize_window(
         stage("meta_ad_objects", OBJECTS, block[0], block[-1])
         reachable |= materialized_partitions(instance, outcome.stages[-1].run_id, OBJECTS[0])
     # Timezones not in the clients file were read from the ad accounts just now.
-    warehouse = _as_a_run_sees_it(defs.resources["warehouse"])
-    zones = {**client_zones(catalog.clients, warehouse), **(timezones or {})}
+    with _as_a_run_sees_it(defs.resources["warehouse"]) as warehouse:
+        zones = {**client_zones(catalog.clients, warehouse), **(timezones or {})}
     ends = plan_client_ends(sorted(reachable), end, now, zones)
     for client_id, last in ends.items():
         if last < end:
