@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from dagster import (
@@ -256,6 +257,44 @@ def test_a_webhook_error_names_the_host_only_and_chains_nothing():
         notifier.deliver("webhook", "subject", "body")
     assert str(answered.value) == "webhook 127.0.0.1: HTTP 503"
     assert answered.value.__cause__ is None and answered.value.__context__ is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirected_alert_goes_nowhere_else_and_waits_for_its_receiver(status, instance, capfd):
+    """A 307/308 would carry the alert to another host; a 301/302 would turn it into a GET
+    there that counts as delivered while the alert is lost. Neither is followed."""
+    run_id = fail_run(instance)
+    with (
+        WebhookReceiver(path="/elsewhere") as elsewhere,
+        WebhookReceiver(path=HOOK_PATH, status=status, location=elsewhere.url) as hook,
+    ):
+        notifier = AlertNotifier(webhook_url=hook.url, retry_base_seconds=0)
+        runs = Ticker(run_failure_alert_sensor, instance, notifier)
+        other = urlsplit(elsewhere.url).netloc
+        refused = f"webhook 127.0.0.1: HTTP {status} redirect to {other}, not followed"
+        assert runs() == f"1 failed run(s); 0 sent, 1 pending ({refused})"
+        assert runs() == f"0 failed run(s); 0 sent, 1 pending ({refused})"
+        assert [(i["channel"], i["attempts"], i["last_error"]) for i in runs.pending()] == [
+            ("webhook", 2, refused)
+        ]
+        assert (hook.hits, hook.posts, elsewhere.hits) == (2, [], 0)
+
+        hook.status = 200
+        assert runs() == "0 failed run(s); 1 sent, 0 pending"
+        assert runs() == "no failed runs"
+    assert posted(hook.posts) == [run_subject(run_id)]
+    assert elsewhere.hits == 0
+    warning = f"WARNING - Alert not delivered ({refused}); retrying in 0 s: {run_subject(run_id)}"
+    assert sum(line.endswith(warning) for line in tick_log_lines(capfd)) == 2
+
+
+def test_a_receiver_body_that_never_ends_does_not_hold_the_alert_up():
+    with WebhookReceiver(path=HOOK_PATH, status=200, body_seconds=5) as hook:
+        started = time.monotonic()
+        AlertNotifier(webhook_url=hook.url).deliver("webhook", "subject", "body")
+        took = time.monotonic() - started
+    assert took < 1, took
+    assert posted(hook.posts) == ["subject"]
 
 
 def test_the_webhook_url_and_smtp_password_stay_off_the_resources_page(

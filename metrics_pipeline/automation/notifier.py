@@ -3,6 +3,8 @@
 Configured from the environment; with nothing configured nothing is sent. The webhook URL
 and the SMTP password are secrets (a Slack or Discord webhook's path is its credential), so
 they reach the resource through `EnvVar` and no error text ever names more than the host.
+The webhook is posted to its own host only: a redirect is a failed delivery, kept in the
+outbox and retried like any other.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from dagster import ConfigurableResource
 from pydantic import Field
+
+from metrics_pipeline.text import readable
 
 WEBHOOK = "webhook"
 EMAIL = "email"
@@ -22,6 +26,21 @@ EMAIL = "email"
 
 class DeliveryError(Exception):
     """One channel did not take a message. The text names the channel and host only."""
+
+
+def _redirect_failure(url: str, response: requests.Response) -> str:
+    """E.g. `HTTP 307 redirect to hooks.example.net:8443, not followed`: the target's host
+    and port only, since a webhook's path is its credential."""
+    location = response.headers.get("Location")
+    if not location:
+        return f"HTTP {response.status_code} redirect without a Location, not followed"
+    target = urlsplit(urljoin(url, location))
+    try:
+        port = f":{target.port}" if target.port else ""
+    except ValueError:
+        port = ":?"
+    where = readable(f"{target.hostname or '?'}{port}", limit=100)
+    return f"HTTP {response.status_code} redirect to {where}, not followed"
 
 
 class AlertNotifier(ConfigurableResource):
@@ -73,6 +92,10 @@ class AlertNotifier(ConfigurableResource):
             raise DeliveryError(f"{channel}: not a channel")
 
     def _post_webhook(self, subject: str, body: str) -> None:
+        """POST once to the configured URL. A redirect is never followed: a 307/308 would
+        carry the alert to another host, a 301/302 would turn it into a GET that drops it
+        while looking delivered. Only the status counts, so the receiver's body is never
+        read: neither its size nor how slowly it comes can hold the sensor up."""
         host = urlsplit(self.webhook_url).hostname or "?"
         text = f"*{subject}*\n{body}"
         failure = None
@@ -82,14 +105,19 @@ class AlertNotifier(ConfigurableResource):
                 self.webhook_url,
                 json={"text": text, "content": text[:2000]},
                 timeout=self.timeout_seconds,
+                allow_redirects=False,
+                stream=True,
             )
         except requests.RequestException as exc:
             # The exception's own text holds the URL: keep its class name only, and raise
             # outside the handler so it is not chained as the context either.
             failure = type(exc).__name__
         else:
-            if response.status_code >= 400:
-                failure = f"HTTP {response.status_code}"
+            with response:  # closed unread
+                if 300 <= response.status_code < 400:
+                    failure = _redirect_failure(self.webhook_url, response)
+                elif response.status_code >= 400:
+                    failure = f"HTTP {response.status_code}"
         if failure:
             raise DeliveryError(f"{WEBHOOK} {host}: {failure}")
 
