@@ -26,7 +26,11 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
 from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
-from metrics_pipeline.automation.notifier import AlertNotifier, DeliveryError
+from metrics_pipeline.automation.notifier import (
+    AlertNotifier,
+    DeliveryError,
+    smtp_tls_required,
+)
 from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.definitions import build_definitions
@@ -371,3 +375,31 @@ def test_a_password_is_never_sent_to_a_server_without_tls():
     )
     assert inbox.logins == []
     assert subjects(inbox.messages) == ["no login"]
+
+
+def test_tls_is_required_for_every_mail_host_but_loopback_unless_set():
+    for host in ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST."]:
+        assert not smtp_tls_required(host, None), host
+    for host in ["10.0.0.5", "192.168.1.20", "smtp.example.com", "localhost.example.com", "::"]:
+        assert smtp_tls_required(host, None), host
+    # Set, the setting decides for any host.
+    assert smtp_tls_required("127.0.0.1", True)
+    assert not smtp_tls_required("smtp.example.com", False)
+
+
+def test_with_tls_required_a_server_without_starttls_gets_no_mail_and_the_alert_waits(instance):
+    run_id = fail_run(instance)
+    with smtp_server() as (port, inbox):
+        notifier = mailer(port, smtp_require_tls=True, retry_base_seconds=0)
+        runs = Ticker(run_failure_alert_sensor, instance, notifier)
+        refused = "SMTP host 127.0.0.1 offers no TLS, which METRICS_ALERT_SMTP_REQUIRE_TLS requires"
+        assert runs() == f"1 failed run(s); 0 sent, 1 pending ({refused})"
+        assert runs() == f"0 failed run(s); 0 sent, 1 pending ({refused})"
+        assert [(i["channel"], i["attempts"]) for i in runs.pending()] == [("email", 2)]
+        assert inbox.messages == []
+
+        # Allowed in clear, the same server takes it, once.
+        runs.notifier = mailer(port, smtp_require_tls=False, retry_base_seconds=0)
+        assert runs() == "0 failed run(s); 1 sent, 0 pending"
+        assert runs() == "no failed runs"
+    assert subjects(inbox.messages) == [run_subject(run_id)]

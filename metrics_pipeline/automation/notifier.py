@@ -9,6 +9,7 @@ outbox and retried like any other.
 
 from __future__ import annotations
 
+import ipaddress
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -22,10 +23,35 @@ from metrics_pipeline.text import readable
 
 WEBHOOK = "webhook"
 EMAIL = "email"
+REQUIRE_TLS_ENV = "METRICS_ALERT_SMTP_REQUIRE_TLS"
 
 
 class DeliveryError(Exception):
     """One channel did not take a message. The text names the channel and host only."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine by itself: `localhost`, or an address literal in
+    127.0.0.0/8 or ::1. Other names are never resolved for this: a resolver may lie."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def smtp_tls_required(host: str, require_tls: bool | None) -> bool:
+    """Whether mail to `host` may go only over TLS. `require_tls` decides when set; unset,
+    TLS is required for every host but loopback, so a server that does not offer STARTTLS
+    (or a network that strips the offer) gets no mail in clear, while a relay on this
+    machine still takes it."""
+    if require_tls is not None:
+        return require_tls
+    return not is_loopback(host)
 
 
 def _redirect_failure(url: str, response: requests.Response) -> str:
@@ -50,8 +76,11 @@ class AlertNotifier(ConfigurableResource):
     smtp_host: str = Field(default="", description="METRICS_ALERT_SMTP_HOST")
     smtp_port: int = 25
     smtp_ssl: bool = Field(default=False, description="Implicit TLS (SMTPS, usually port 465)")
-    smtp_require_tls: bool = Field(
-        default=False, description="Refuse to send mail at all over a connection without TLS"
+    smtp_require_tls: bool | None = Field(
+        default=None,
+        description="METRICS_ALERT_SMTP_REQUIRE_TLS: true refuses to send mail over a "
+        "connection without TLS, false allows it; unset: required for every host but "
+        "loopback (see `smtp_tls_required`)",
     )
     smtp_ca_file: str = Field(
         default="", description="PEM file of CAs to verify the mail server by; empty: system CAs"
@@ -164,8 +193,15 @@ class AlertNotifier(ConfigurableResource):
                 raise DeliveryError(
                     f"SMTP host {host} offers no TLS; refusing to send the password in clear"
                 )
-            if not secure and self.smtp_require_tls:
-                raise DeliveryError(f"SMTP host {host} offers no TLS, which is required")
+            if not secure and smtp_tls_required(host, self.smtp_require_tls):
+                if self.smtp_require_tls:
+                    raise DeliveryError(
+                        f"SMTP host {host} offers no TLS, which {REQUIRE_TLS_ENV} requires"
+                    )
+                raise DeliveryError(
+                    f"SMTP host {host} offers no TLS, which is required for any host but "
+                    f"loopback; {REQUIRE_TLS_ENV}=false allows mail in clear"
+                )
             if self.smtp_username:
                 smtp.login(self.smtp_username, self.smtp_password)
             smtp.send_message(message)
