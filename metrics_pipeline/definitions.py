@@ -23,7 +23,7 @@ from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
 from metrics_pipeline.automation.derived import build_automation_sensor
 from metrics_pipeline.automation.gaps import build_gap_sensor
 from metrics_pipeline.automation.jobs import build_jobs
-from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.automation.notifier import REQUIRE_TLS_ENV, AlertNotifier
 from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.automation.schedules import build_schedules
 from metrics_pipeline.catalog import Catalog, build_catalog
@@ -83,7 +83,7 @@ ALERTS_ENV = {
     "smtp_host": "METRICS_ALERT_SMTP_HOST",
     "smtp_port": "METRICS_ALERT_SMTP_PORT",
     "smtp_ssl": "METRICS_ALERT_SMTP_SSL",
-    "smtp_require_tls": "METRICS_ALERT_SMTP_STARTTLS",
+    "smtp_require_tls": REQUIRE_TLS_ENV,
     "smtp_ca_file": "METRICS_ALERT_SMTP_CA_FILE",
     "smtp_username": "METRICS_ALERT_SMTP_USERNAME",
     "smtp_password": "METRICS_ALERT_SMTP_PASSWORD",
@@ -92,6 +92,9 @@ ALERTS_ENV = {
     "retry_base_seconds": "METRICS_ALERT_RETRY_BASE_SECONDS",
     "max_age_hours": "METRICS_ALERT_MAX_AGE_HOURS",
 }
+# Old variable name -> current one; the old one is read, with a deprecation line, while
+# the current one is unset.
+RENAMED_ENV = {"METRICS_ALERT_SMTP_STARTTLS": REQUIRE_TLS_ENV}  # it always meant "require TLS"
 FX_ENV = {
     "rates_url": "METRICS_FX_RATES_URL",
     "reporting_currency": "METRICS_REPORTING_CURRENCY",
@@ -109,7 +112,7 @@ def default_resources(environ: Mapping[str, str] | None = None, resolve: bool = 
     `resolve` passes the values themselves (see `env_settings`)."""
 
     def settings(resource_type: type, variables: Mapping[str, str]) -> dict:
-        return env_settings(resource_type, variables, environ, resolve)
+        return env_settings(resource_type, variables, environ, resolve, RENAMED_ENV)
 
     return {
         "meta": MetaAdsResource(**settings(MetaAdsResource, META_ENV)),

@@ -9,19 +9,46 @@ or bool `EnvVar`, so those (never secret) are read here, checked, and passed as 
 `resolve=True` passes every value itself instead: for a process that runs the pipeline in
 its own memory and never serves these definitions to the UI (the command line), and that
 must read its settings before any run, e.g. to check the warehouse answers.
+
+A renamed variable keeps working under its old name while the new one is unset; the first
+time a process reads it, one line says to use the new name.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from dagster import ConfigurableResource, EnvVar
 
+log = logging.getLogger(__name__)
+_announced: set[str] = set()  # old variable names this process has said are deprecated
+
 
 class SettingError(ValueError):
     """A variable's value does not fit its field: one line naming both."""
+
+
+def _deprecated(old: str, new: str, new_is_set: bool) -> None:
+    if old in _announced:
+        return
+    _announced.add(old)
+    if new_is_set:
+        log.warning(f"{old} is deprecated and ignored, since {new} is set; unset {old}")
+    else:
+        log.warning(f"{old} is deprecated; use {new}, which means the same")
+
+
+def _source(variable: str, environ: Mapping[str, str], renamed: Mapping[str, str]) -> str:
+    """The variable to read for `variable`: itself, or an old name of it that is set."""
+    for old, new in renamed.items():
+        if new == variable and environ.get(old):
+            _deprecated(old, new, bool(environ.get(variable)))
+            if not environ.get(variable):
+                return old
+    return variable
 
 
 def env_settings(
@@ -29,17 +56,22 @@ def env_settings(
     variables: Mapping[str, str],
     environ: Mapping[str, str] | None = None,
     resolve: bool = False,
+    renamed: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `resource_type` from `variables` (field -> variable name), read
-    from `environ` (default: this process's environment)."""
+    from `environ` (default: this process's environment); `renamed` maps old variable names
+    to the current ones of `variables`."""
     environ = os.environ if environ is None else environ
     fields = resource_type.model_fields
     settings: dict[str, Any] = {}
-    for field, variable in variables.items():
+    for field, name in variables.items():
+        variable = _source(name, environ, renamed or {})
         value = environ.get(variable)
         if not value:
             continue  # the field's own default
         kind = fields[field].annotation
+        if kind in (bool, bool | None):
+            kind = bool  # unset is the field's own default (None where it has meaning)
         if kind is float:
             settings[field] = float(_checked(resource_type, field, variable, value, float))
         elif kind is bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
@@ -24,13 +26,26 @@ def free_port() -> int:
 
 
 class WebhookReceiver:
-    """Answers every POST with `status`; keeps the bodies it accepted (2xx) in `posts`."""
+    """Answers every POST with `status` (and `location`, if set, as its Location); keeps the
+    bodies it accepted (2xx) in `posts`. A GET, which a client following a 301 or 302 would
+    send, is counted and answered with `status` too. With `body_seconds`, the answer's body
+    has no announced length and trickles in (a kilobyte every 10 ms) for that long, unless
+    the client hangs up first."""
 
-    def __init__(self, port: int = 0, path: str = "/hook", status: int = 204) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        path: str = "/hook",
+        status: int = 204,
+        location: str | None = None,
+        body_seconds: float = 0.0,
+    ) -> None:
         self.path = path
         self.status = status
+        self.location = location
+        self.body_seconds = body_seconds
         self.posts: list[dict] = []
-        self.hits = 0  # every request, refused ones too
+        self.hits = 0  # every request, refused ones and GETs too
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,9 +55,28 @@ class WebhookReceiver:
                 receiver.hits += 1
                 if receiver.status < 300:
                     receiver.posts.append(body)
+                self._answer()
+
+            def do_GET(self) -> None:
+                receiver.hits += 1
+                self._answer()
+
+            def _answer(self) -> None:
                 self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
+                if not receiver.body_seconds:
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_header("Connection", "close")
                 self.end_headers()
+                until = time.monotonic() + receiver.body_seconds
+                with contextlib.suppress(OSError):  # the client hung up
+                    while time.monotonic() < until:
+                        self.wfile.write(b"x" * 1024)
+                        self.wfile.flush()
+                        time.sleep(0.01)
 
             def log_message(self, *args) -> None:
                 return

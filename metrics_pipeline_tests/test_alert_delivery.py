@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from dagster import (
@@ -25,7 +26,11 @@ from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
 from metrics_pipeline.automation.check_alerts import build_check_alert_sensor
-from metrics_pipeline.automation.notifier import AlertNotifier, DeliveryError
+from metrics_pipeline.automation.notifier import (
+    AlertNotifier,
+    DeliveryError,
+    smtp_tls_required,
+)
 from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.definitions import build_definitions
@@ -258,6 +263,44 @@ def test_a_webhook_error_names_the_host_only_and_chains_nothing():
     assert answered.value.__cause__ is None and answered.value.__context__ is None
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirected_alert_goes_nowhere_else_and_waits_for_its_receiver(status, instance, capfd):
+    """A 307/308 would carry the alert to another host; a 301/302 would turn it into a GET
+    there that counts as delivered while the alert is lost. Neither is followed."""
+    run_id = fail_run(instance)
+    with (
+        WebhookReceiver(path="/elsewhere") as elsewhere,
+        WebhookReceiver(path=HOOK_PATH, status=status, location=elsewhere.url) as hook,
+    ):
+        notifier = AlertNotifier(webhook_url=hook.url, retry_base_seconds=0)
+        runs = Ticker(run_failure_alert_sensor, instance, notifier)
+        other = urlsplit(elsewhere.url).netloc
+        refused = f"webhook 127.0.0.1: HTTP {status} redirect to {other}, not followed"
+        assert runs() == f"1 failed run(s); 0 sent, 1 pending ({refused})"
+        assert runs() == f"0 failed run(s); 0 sent, 1 pending ({refused})"
+        assert [(i["channel"], i["attempts"], i["last_error"]) for i in runs.pending()] == [
+            ("webhook", 2, refused)
+        ]
+        assert (hook.hits, hook.posts, elsewhere.hits) == (2, [], 0)
+
+        hook.status = 200
+        assert runs() == "0 failed run(s); 1 sent, 0 pending"
+        assert runs() == "no failed runs"
+    assert posted(hook.posts) == [run_subject(run_id)]
+    assert elsewhere.hits == 0
+    warning = f"WARNING - Alert not delivered ({refused}); retrying in 0 s: {run_subject(run_id)}"
+    assert sum(line.endswith(warning) for line in tick_log_lines(capfd)) == 2
+
+
+def test_a_receiver_body_that_never_ends_does_not_hold_the_alert_up():
+    with WebhookReceiver(path=HOOK_PATH, status=200, body_seconds=5) as hook:
+        started = time.monotonic()
+        AlertNotifier(webhook_url=hook.url).deliver("webhook", "subject", "body")
+        took = time.monotonic() - started
+    assert took < 1, took
+    assert posted(hook.posts) == ["subject"]
+
+
 def test_the_webhook_url_and_smtp_password_stay_off_the_resources_page(
     catalog, instance, monkeypatch
 ):
@@ -332,3 +375,31 @@ def test_a_password_is_never_sent_to_a_server_without_tls():
     )
     assert inbox.logins == []
     assert subjects(inbox.messages) == ["no login"]
+
+
+def test_tls_is_required_for_every_mail_host_but_loopback_unless_set():
+    for host in ["127.0.0.1", "127.8.9.10", "::1", "[::1]", "localhost", "LOCALHOST."]:
+        assert not smtp_tls_required(host, None), host
+    for host in ["10.0.0.5", "192.168.1.20", "smtp.example.com", "localhost.example.com", "::"]:
+        assert smtp_tls_required(host, None), host
+    # Set, the setting decides for any host.
+    assert smtp_tls_required("127.0.0.1", True)
+    assert not smtp_tls_required("smtp.example.com", False)
+
+
+def test_with_tls_required_a_server_without_starttls_gets_no_mail_and_the_alert_waits(instance):
+    run_id = fail_run(instance)
+    with smtp_server() as (port, inbox):
+        notifier = mailer(port, smtp_require_tls=True, retry_base_seconds=0)
+        runs = Ticker(run_failure_alert_sensor, instance, notifier)
+        refused = "SMTP host 127.0.0.1 offers no TLS, which METRICS_ALERT_SMTP_REQUIRE_TLS requires"
+        assert runs() == f"1 failed run(s); 0 sent, 1 pending ({refused})"
+        assert runs() == f"0 failed run(s); 0 sent, 1 pending ({refused})"
+        assert [(i["channel"], i["attempts"]) for i in runs.pending()] == [("email", 2)]
+        assert inbox.messages == []
+
+        # Allowed in clear, the same server takes it, once.
+        runs.notifier = mailer(port, smtp_require_tls=False, retry_base_seconds=0)
+        assert runs() == "0 failed run(s); 1 sent, 0 pending"
+        assert runs() == "no failed runs"
+    assert subjects(inbox.messages) == [run_subject(run_id)]

@@ -67,6 +67,47 @@ def test_bad_files_name_the_client_and_field(text, message):
     assert str(error.value).startswith("clients.yaml: ")
 
 
+@pytest.mark.parametrize(
+    ("client_id", "name", "message"),
+    [
+        (
+            r'"lake\nside"',
+            "Lakeside Inn",
+            r"client 'lake\nside', field 'id': 'lake\nside' may not contain control "
+            "characters (U+000A)",
+        ),
+        (
+            r'"lakeside\0"',
+            "Lakeside Inn",
+            r"client 'lakeside\x00', field 'id': 'lakeside\x00' may not contain control "
+            "characters (U+0000)",
+        ),
+        (
+            r'"lake\e[2Jside\r"',
+            "Lakeside Inn",
+            r"client 'lake\x1b[2Jside\r', field 'id': 'lake\x1b[2Jside\r' may not contain "
+            "control characters (U+000D, U+001B)",
+        ),
+        (
+            "lakeside",
+            r'"Lakeside\x85Inn\u2028"',
+            r"client 'lakeside', field 'name': 'Lakeside\x85Inn\u2028' may not contain "
+            "control characters (U+0085, U+2028)",
+        ),
+    ],
+)
+def test_a_control_character_in_an_id_or_name_is_refused_on_one_line(
+    client_id, name, message, tmp_path
+):
+    path = tmp_path / "clients.yaml"
+    path.write_text(
+        f"clients:\n  - id: {client_id}\n    name: {name}\n    meta_ad_account_id: act_42\n"
+    )
+    with pytest.raises(ClientsFileError) as error:
+        load_clients(path)
+    assert str(error.value) == f"{path}: {message}"
+
+
 SERVED = "1d_click, 7d_click, 28d_click, 1d_view, 1d_ev"
 
 

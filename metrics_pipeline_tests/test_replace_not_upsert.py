@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ground_truth import DayTruth, Totals, day_truth
-from metrics_pipeline.sandbox.server import SandboxServer
+from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_instance, make_resources
@@ -116,7 +116,12 @@ def test_days_re_read_with_fewer_rows_lose_them_in_every_table(tmp_path, catalog
                         sandbox.remove_delivery(account_id, day, ad_id)
                     else:  # through the control endpoint, as from outside the process
                         change = {"remove_delivery": [{"account": account_id, "day": str(day)}]}
-                        response = requests.post(f"{sandbox.url}/__sandbox/state", json=change)
+                        response = requests.post(
+                            f"{sandbox.url}/__sandbox/state",
+                            json=change,
+                            headers={"Authorization": f"Bearer {SANDBOX_TOKEN}"},
+                            timeout=10,
+                        )
                         response.raise_for_status()
                     truth = after[client.id, day] = day_truth(world, account_id, day, 0, today)
                     # The sandbox's truth moved with it: fewer rows, none for a whole day.

@@ -90,12 +90,64 @@ def test_older_than_37_months_is_refused(sandbox, now):
 
 def test_the_state_endpoint_answers_a_json_post(sandbox):
     changes = {"revision": 3, "faults": [{"kind": "transient", "count": 2, "route": "report"}]}
-    response = requests.post(f"{sandbox.url}/__sandbox/state", json=changes, timeout=5)
+    response = requests.post(
+        f"{sandbox.url}/__sandbox/state", json=changes, headers=AUTH, timeout=5
+    )
     assert response.status_code == 200
     assert response.json()["revision"] == 3
     assert sandbox.state.revision == 3
     (fault,) = sandbox.state.faults.faults
     assert (fault.kind, fault.count, fault.route) == ("transient", 2, "report")
+
+
+def test_the_state_endpoint_refuses_a_call_without_the_token_or_json(sandbox):
+    """What any web page open in a browser can send to loopback without a CORS preflight
+    (a `text/plain` POST, no Authorization header) changes nothing; neither does JSON
+    without the token, nor the token with another type."""
+    url = f"{sandbox.url}/__sandbox/state"
+    changes = json.dumps({"revision": 7, "faults": [{"kind": "auth", "count": -1}]})
+    plain = {"Content-Type": "text/plain"}
+    as_json = {"Content-Type": "application/json"}
+    wrong = {"Authorization": "Bearer not-the-token"}
+    refusals = [
+        (plain, 401),
+        (as_json, 401),
+        ({**wrong, **as_json}, 401),
+        ({**AUTH, **plain}, 415),
+        ({**AUTH, "Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ]
+    for headers, status in refusals:
+        response = requests.post(url, data=changes, headers=headers, timeout=5)
+        assert response.status_code == status, headers
+    assert requests.get(url, timeout=5).status_code == 401
+    assert sandbox.state.revision == 0
+    assert sandbox.state.faults.faults == []
+
+    answered = requests.post(url, data=changes, headers={**AUTH, **as_json}, timeout=5)
+    assert answered.status_code == 200
+    assert (answered.json()["revision"], sandbox.state.revision) == (7, 7)
+
+
+def test_the_request_log_holds_no_query_string(sandbox):
+    """A Meta-style call may carry the token in its query string: the log keeps the path
+    and the parameters' names only."""
+    response = requests.get(
+        f"{sandbox.url}/v24.0/act_1000000001",
+        params={"fields": "name,currency", "access_token": SANDBOX_TOKEN},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    (logged,) = sandbox.state.requests
+    assert logged == {
+        "method": "GET",
+        "path": "/v24.0/act_1000000001",
+        "route": "/v24.0/act_1000000001",
+        "parameters": ["access_token", "fields"],
+        "authorization": False,
+    }
+    state = requests.get(f"{sandbox.url}/__sandbox/state", headers=AUTH, timeout=5).json()
+    assert state["requests"] == [logged]
+    assert SANDBOX_TOKEN not in json.dumps(state)
 
 
 def test_the_bounds_faults_parse_from_the_command_line():

@@ -104,12 +104,15 @@ def test_get_insights_answers_the_rows_where_post_would_start_a_job(api, world, 
 
 def test_the_request_log_keeps_the_path_and_whether_a_header_carried_the_token(api):
     get(api, f"act_{ACCOUNT}", fields="name")
-    api.handle("GET", f"/v24.0/act_{ACCOUNT}?access_token={TOKEN}")
-    assert [(r["route"], r["authorization"]) for r in api.state.requests] == [
-        (f"/v24.0/act_{ACCOUNT}", True),
-        (f"/v24.0/act_{ACCOUNT}", False),
+    api.handle("GET", f"/v24.0/act_{ACCOUNT}?access_token={TOKEN}&fields=name")
+    assert [
+        (r["method"], r["path"], r["parameters"], r["authorization"]) for r in api.state.requests
+    ] == [
+        ("GET", f"/v24.0/act_{ACCOUNT}", ["fields"], True),
+        ("GET", f"/v24.0/act_{ACCOUNT}", ["access_token", "fields"], False),
     ]
-    assert api.state.requests[0]["path"] == f"/v24.0/act_{ACCOUNT}?fields=name"
+    # The token that travelled in the query string is nowhere in the log.
+    assert TOKEN not in json.dumps(api.state.requests)
 
 
 def test_a_missing_or_wrong_token_is_refused(api):
@@ -236,16 +239,19 @@ def test_a_huge_body_counts_only_what_the_peer_took(api):
     assert fault.sent_bytes == 65536
 
 
-def test_the_control_endpoint_needs_no_token_and_is_not_logged(api, now):
+def test_the_control_endpoint_takes_the_token_and_json_and_is_not_logged(api, now):
     get(api, f"act_{ACCOUNT}")
     moved = (now + timedelta(days=1)).isoformat()
     changes = json.dumps({"revision": 2, "now": moved, "faults": [{"kind": "transient"}]})
-    answer = api.handle("POST", "/__sandbox/state", body=changes.encode()).json()
+    as_json = {**AUTH, "Content-Type": "application/json"}
+    answer = api.handle("POST", "/__sandbox/state", headers=as_json, body=changes.encode()).json()
     assert (answer["revision"], answer["now"]) == (2, moved)
     assert [r["route"] for r in answer["requests"]] == [f"/v24.0/act_{ACCOUNT}"]
     (fault,) = api.state.faults.faults
     assert (fault.kind, fault.count) == ("transient", 1)
-    assert api.handle("GET", "/__sandbox/state").json()["requests"] == answer["requests"]
+    read = api.handle("GET", "/__sandbox/state", headers=AUTH).json()
+    assert read["requests"] == answer["requests"]
+    assert api.handle("GET", "/__sandbox/state").status == 401
 
 
 def test_a_duplicate_rows_fault_repeats_each_row_of_its_day_only(api, world, now):

@@ -3,10 +3,16 @@ when it is unset; secrets and URLs stay variable names in the configuration."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from dagster import EnvVar, build_resources
 
-from metrics_pipeline.definitions import defs
+from metrics_pipeline.automation.notifier import AlertNotifier
+from metrics_pipeline.definitions import ALERTS_ENV, RENAMED_ENV, defs
+from metrics_pipeline.env_settings import env_settings
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS
 
 # variable -> (resource, field, placeholder text, value the resource must hold)
@@ -26,7 +32,7 @@ PLACEHOLDERS = {
     "METRICS_ALERT_SMTP_HOST": ("alerts", "smtp_host", "mail.invalid", "mail.invalid"),
     "METRICS_ALERT_SMTP_PORT": ("alerts", "smtp_port", "2525", 2525),
     "METRICS_ALERT_SMTP_SSL": ("alerts", "smtp_ssl", "true", True),
-    "METRICS_ALERT_SMTP_STARTTLS": ("alerts", "smtp_require_tls", "true", True),
+    "METRICS_ALERT_SMTP_REQUIRE_TLS": ("alerts", "smtp_require_tls", "true", True),
     "METRICS_ALERT_SMTP_CA_FILE": ("alerts", "smtp_ca_file", "/etc/ca.pem", "/etc/ca.pem"),
     "METRICS_ALERT_SMTP_USERNAME": ("alerts", "smtp_username", "mailer", "mailer"),
     "METRICS_ALERT_SMTP_PASSWORD": ("alerts", "smtp_password", "placeholder-pw", "placeholder-pw"),
@@ -52,7 +58,7 @@ DEFAULTS = {
     ("alerts", "smtp_host"): "",
     ("alerts", "smtp_port"): 25,
     ("alerts", "smtp_ssl"): False,
-    ("alerts", "smtp_require_tls"): False,
+    ("alerts", "smtp_require_tls"): None,  # required for every host but loopback
     ("alerts", "smtp_ca_file"): "",
     ("alerts", "smtp_username"): "",
     ("alerts", "smtp_password"): "",
@@ -81,7 +87,7 @@ SECRETS_AND_URLS = {
 @pytest.fixture
 def location_env(monkeypatch, tmp_path):
     """Only the clients file and a warehouse of this test's own; nothing else set."""
-    for variable in PLACEHOLDERS:
+    for variable in [*PLACEHOLDERS, *RENAMED_ENV]:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("METRICS_CLIENTS_FILE", str(BUNDLED_CLIENTS))
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -120,3 +126,40 @@ def test_a_malformed_number_stops_loading_naming_variable_and_value(location_env
     assert str(error.value) == (
         "METRICS_COMPLETENESS_DAYS (CheckSettings.completeness_days): 'ninety' is not an integer"
     )
+
+
+def test_the_old_starttls_variable_still_sets_require_tls_and_says_so_once(location_env):
+    """METRICS_ALERT_SMTP_STARTTLS always set "require TLS"; renamed, it keeps working,
+    and a process that reads it says so once, however often it builds its resources."""
+    assert RENAMED_ENV == {"METRICS_ALERT_SMTP_STARTTLS": "METRICS_ALERT_SMTP_REQUIRE_TLS"}
+    script = (
+        "from metrics_pipeline.definitions import default_resources\n"
+        "for _ in range(3):\n"
+        "    print(default_resources()['alerts'].smtp_require_tls)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "METRICS_ALERT_SMTP_STARTTLS": "false"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["False"] * 3
+    assert result.stderr.splitlines() == [
+        "METRICS_ALERT_SMTP_STARTTLS is deprecated; use METRICS_ALERT_SMTP_REQUIRE_TLS, "
+        "which means the same"
+    ]
+
+    def require_tls(**environ: str) -> bool | None:
+        settings = env_settings(AlertNotifier, ALERTS_ENV, environ, True, RENAMED_ENV)
+        return settings.get("smtp_require_tls")
+
+    assert require_tls(METRICS_ALERT_SMTP_STARTTLS="true") is True
+    assert require_tls(METRICS_ALERT_SMTP_STARTTLS="false") is False
+    # The new name wins when both are set.
+    assert (
+        require_tls(METRICS_ALERT_SMTP_STARTTLS="true", METRICS_ALERT_SMTP_REQUIRE_TLS="false")
+        is False
+    )
+    assert require_tls() is None

@@ -34,6 +34,7 @@ from metrics_pipeline.domain.pacing import (
     PaceRule,
 )
 from metrics_pipeline.meta.versions import RETIRED_WINDOWS, SERVED_WINDOWS
+from metrics_pipeline.text import CONTROL_CHARACTER
 
 BUNDLED_CLIENTS_FILE = Path(__file__).with_name("demo_clients.yaml")
 CLIENTS_FILE_ENV = "METRICS_CLIENTS_FILE"
@@ -161,6 +162,17 @@ class ClientConfig(_Strict):
     def _numbers_as_text(cls, value: object) -> object:
         # YAML reads 42 as a number; an id is text either way.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("id", "name")
+    @classmethod
+    def _no_control_characters(cls, value: str) -> str:
+        # Both are printed on terminals and in alerts, and the id is part of partition keys,
+        # log lines and file names: a newline or escape there would forge or garble them.
+        found = sorted(set(CONTROL_CHARACTER.findall(value)))
+        if found:
+            codes = ", ".join(f"U+{ord(c):04X}" for c in found)
+            raise ValueError(f"{value!r} may not contain control characters ({codes})")
+        return value
 
     @field_validator("id")
     @classmethod

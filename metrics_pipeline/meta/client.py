@@ -31,6 +31,7 @@ from metrics_pipeline.meta.errors import (
     classify,
 )
 from metrics_pipeline.meta.usage import GOVERNOR, UsageGovernor
+from metrics_pipeline.text import readable
 
 if TYPE_CHECKING:  # the resource builds this client; only its settings are read here
     from metrics_pipeline.meta.resource import MetaAdsResource
@@ -328,7 +329,7 @@ class GraphApiClient:
             return None, "", body
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         kind = classify(response.status_code, error)
-        text = self.redact(str(error.get("message", f"HTTP {response.status_code}")))
+        text = readable(self.redact(str(error.get("message", f"HTTP {response.status_code}"))))
         detail = (
             f"{endpoint} answered HTTP {response.status_code}, code {error.get('code')}"
             f"{'/' + str(error['error_subcode']) if error.get('error_subcode') else ''}: "
@@ -590,7 +591,7 @@ class GraphApiClient:
                 last_progress, progressed_at = percent, now
             if now - progressed_at > self.settings.report_stall_seconds:
                 raise ReportFailedError(
-                    f"stalled at {percent}% for {now - progressed_at:.0f}s ({state})"
+                    f"stalled at {percent}% for {now - progressed_at:.0f}s ({readable(state)})"
                 )
             # Progress that never ends is no better than none: the job gets a deadline too.
             if now - started > self.settings.report_deadline_seconds:
@@ -624,7 +625,7 @@ def _failure_details(status: Mapping[str, Any]) -> str:
         if status.get(key) not in (None, "")
     ]
     parts += [
-        f"{label} {' '.join(str(status[key]).split())!r}"
+        f"{label} {readable(status[key])!r}"
         for key, label in (
             ("error_message", "message"),
             ("error_user_title", "title"),

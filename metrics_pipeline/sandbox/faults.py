@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+# An invalid-parameter message that must never reach a person as it is: escape sequences
+# (clear the screen, red), a carriage return and newline, BEL, NUL and a C1 control (CSI),
+# then 5,000 characters.
+HOSTILE_MESSAGE = (
+    "\x1b[2J\x1b[31m(#100) Invalid parameter\x1b[0m\r\nsee\x07\x00\x9b below " + "x" * 5000
+)
 # kind -> (HTTP status, error code, subcode, is_transient, message)
 ERROR_FAULTS: dict[str, tuple[int, int, int | None, bool, str]] = {
     "throttle_app": (400, 4, None, False, "(#4) Application request limit reached"),
@@ -51,6 +57,7 @@ ERROR_FAULTS: dict[str, tuple[int, int, int | None, bool, str]] = {
     "auth": (400, 190, 463, False, "Error validating access token: Session has expired."),
     "permission": (400, 200, None, False, "(#200) Requires ads_read permission"),
     "invalid": (400, 100, None, False, "(#100) Invalid parameter"),
+    "hostile_message": (400, 100, None, False, HOSTILE_MESSAGE),
 }
 # Faults that break the transport or the body rather than answer with an error.
 TRANSPORT_FAULTS = {

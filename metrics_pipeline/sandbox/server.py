@@ -5,7 +5,8 @@ HTTP requests into `FakeGraphApi.handle` calls and writes its `FakeResponse` bac
 including the transport faults it describes (a delay, a body in slow pieces, a connection
 dropped mid-body, an endless body); the fake also serves the euro reference rates feed at
 `ecb_rates.FEED_PATH`. `/__sandbox/state` lets tests move the clock,
-re-attribute conversions and remove delivery already reported; the pipeline never calls it.
+re-attribute conversions and remove delivery already reported, given the sandbox token as a
+Bearer header and changes as JSON (see `graph.control`); the pipeline never calls it.
 """
 
 from __future__ import annotations

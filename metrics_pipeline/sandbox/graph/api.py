@@ -88,12 +88,15 @@ class FakeGraphApi:
         return delivered(fault, response, state.lock)
 
     def _log(self, request: Request) -> None:
+        """The path and the NAMES of the parameters, never their values: Meta-style calls
+        may carry the token as `access_token` in the query string."""
         with self.state.lock:
             self.state.requests.append(
                 {
                     "method": request.method,
-                    "path": request.target,
+                    "path": request.path,
                     "route": request.path,
+                    "parameters": sorted(request.query),
                     "authorization": "authorization" in request.headers,
                 }
             )
