@@ -333,6 +333,7 @@ def deployment(tmp_path, monkeypatch):
             processes.stop_all()
 
 
+@pytest.mark.timeout(1500)  # a whole deployment, from an empty warehouse, in eight steps
 def test_the_deployment_runs_by_itself(deployment):
     instance: DagsterInstance = deployment["instance"]
     processes: Processes = deployment["processes"]
