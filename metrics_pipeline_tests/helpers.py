@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -38,6 +41,28 @@ COUNTS = (
     "booking_step_3",
     "reservations",
 )
+
+
+T = TypeVar("T")
+
+
+def finish_within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()`'s result; a failure, not a hang, when a missing bound lets it run on."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds}s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def days_between(start: date, end: date) -> list[date]:

@@ -19,6 +19,7 @@ from dagster import DagsterEventType
 
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 from metrics_pipeline.warehouse.errors import WarehouseUnavailableError
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW, make_resources, require_postgres
@@ -54,6 +55,27 @@ def _run(tmp_path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess,
         timeout=300,
     )
     return result, time.monotonic() - started
+
+
+def test_a_gzip_bomb_for_a_rates_feed_ends_the_run_within_seconds_naming_the_feed(
+    tmp_path, sandbox
+):
+    """With the shipped limits: the bomb would inflate to 1 GiB; reading stops at 16 MiB."""
+    bomb = sandbox.inject("feed_gzip_bomb", size_bytes=1024**3, count=-1)
+    feed = sandbox.url + FEED_PATH
+    result, took = _run(
+        tmp_path, META_API_BASE_URL=sandbox.url, METRICS_FX_RATES_URL=feed + "?key=not-a-real-key"
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert took < 30, took  # collecting the clients' day, then the feed refused at once
+    assert bomb.fired == 1
+    failed = [line for line in _error_lines(result) if line.startswith("FAILED ")]
+    assert failed == [
+        "FAILED fx_rates: metrics_pipeline.fx.resource.FxRatesUnavailableError: "
+        f"exchange-rate feed {feed}: sent a body over the 16777216-byte cap (16 MiB)"
+    ], result.stderr
+    assert "not-a-real-key" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
 
 
 def _error_lines(result: subprocess.CompletedProcess) -> list[str]:

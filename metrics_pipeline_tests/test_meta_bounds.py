@@ -1,9 +1,9 @@
 """Bounds of the Graph API client, each proved against a sandbox fault over real HTTP.
 
-An unreachable host, paging to another host, a repeated cursor, too many rows or pages,
-a body too big or too slow, a report that creeps forever and a result page Meta finds too
-big: each ends in a bounded time with an error that names the host, or (the last) with
-the same warehouse as a clean run.
+An unreachable host, paging or a redirect to another host, a repeated cursor, too many
+rows or pages, a body too big or too slow, a report that creeps forever and a result page
+Meta finds too big: each ends in a bounded time with an error that names the host, or (the
+last) with the same warehouse as a clean run.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -28,32 +28,12 @@ from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_instance, make_resources
-from metrics_pipeline_tests.helpers import days_between, local_today
+from metrics_pipeline_tests.helpers import days_between, finish_within, local_today
 
 ACCOUNT = "act_1000000001"
 # The version the test clients call, so request paths do not follow the default.
 API_VERSION = "v25.0"
 SITE = CallSite("harbor_view", ACCOUNT, "bounds")
-T = TypeVar("T")
-
-
-def finish_within(seconds: float, work: Callable[[], T]) -> T:
-    """`work()`'s result; a failure, not a hang, when a missing bound lets it run on."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as exc:  # handed to the test below
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still running after {seconds}s"
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def make_client(base_url: str, **settings: Any) -> GraphApiClient:
@@ -148,6 +128,8 @@ def bystander() -> Iterator[tuple[str, list[str]]]:
             self.end_headers()
             self.wfile.write(payload)
 
+        do_POST = do_GET
+
         def log_message(self, format: str, *args: Any) -> None:
             return
 
@@ -171,6 +153,46 @@ def test_paging_next_to_another_host_is_never_followed(fault_sandbox, bystander)
     assert failure.value.kind is ErrorKind.INVALID
     assert f"points at {foreign}, not the configured {fault_sandbox.url}" in str(failure.value)
     assert is_configuration_error(failure.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "route", "path"),
+    [(302, "GET", "account", ACCOUNT), (307, "POST", "insights", f"{ACCOUNT}/insights")],
+)
+def test_a_redirect_to_another_host_is_an_error_naming_it(
+    fault_sandbox, bystander, status, method, route, path
+):
+    foreign, seen = bystander
+    fault = fault_sandbox.inject("redirect", route=route, target=foreign, status=status)
+    client = make_client(fault_sandbox.url, app_secret="sandbox-app-secret")
+    url = f"{fault_sandbox.url}/{API_VERSION}/{path}"
+    with pytest.raises(MetaApiError) as failure:
+        finish_within(10, lambda: client.request(method, url, {"fields": "name"}, SITE))
+    assert fault.fired == 1
+    assert seen == []  # nothing sent there, so nothing taken from there
+    assert failure.value.kind is ErrorKind.INVALID  # a configuration error: never retried
+    assert (
+        f"{fault_sandbox.url} answered HTTP {status} redirecting to "
+        f"{foreign}/{API_VERSION}/{path}, another origin: not followed"
+    ) in str(failure.value)
+    assert "appsecret_proof" not in str(failure.value)  # the Location's query is not named
+    assert SANDBOX_TOKEN not in str(failure.value)
+    assert is_configuration_error(failure.value)
+    assert len(requests_to(fault_sandbox, f"/{API_VERSION}/{path}")) == 1
+
+
+def test_a_redirect_on_the_same_host_is_refused_too(fault_sandbox):
+    # Meta answers API calls itself; a redirect is a proxy or a wrong base URL.
+    fault = fault_sandbox.inject("redirect", route="account", status=301)
+    client = make_client(fault_sandbox.url)
+    with pytest.raises(MetaApiError) as failure:
+        finish_within(10, lambda: client.account(ACCOUNT, SITE))
+    assert fault.fired == 1
+    assert (
+        f"{fault_sandbox.url} answered HTTP 301 redirecting to "
+        f"{fault_sandbox.url}/{API_VERSION}/{ACCOUNT}: redirects are not followed"
+    ) in str(failure.value)
+    assert len(requests_to(fault_sandbox, f"/{API_VERSION}/{ACCOUNT}")) == 1
 
 
 # -- 3. repeated cursors, oversized pages, page and byte caps ------------------------------

@@ -19,6 +19,7 @@ from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.runner import run_stage
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -235,6 +236,69 @@ def test_a_rate_jump_fails_the_rates_check(stack: Stack):
             ("*", "2026-11-13", "USD", "rate_move")
         ]
         assert offending[0]["detail"].endswith(f"({moved}% > 5.0%)"), offending
+    finally:
+        stack.sandbox.state.ecb.corrections.clear()
+    assert stack.run(FX, str(day), str(day)).success
+
+
+@pytest.mark.parametrize(
+    ("rate", "why"),
+    [
+        ("1E-7", "rounds to zero at the stored 6 decimals"),  # would be stored as 0.000000
+        ("1E+30", "does not fit the stored NUMERIC(18, 6)"),  # PostgreSQL would refuse it
+    ],
+)
+def test_a_rate_the_table_cannot_hold_fails_the_step_naming_it(stack: Stack, rate, why):
+    """Refused before the write, as published: the table keeps the rates it had."""
+    day = date(2026, 11, 12)
+    before = stack.warehouse.read("fx_rates", {"date": [day]})
+    stack.sandbox.state.ecb.correct("USD", day, Decimal(rate))
+    try:
+        outcome = stack.run(FX, str(day), str(day))
+        assert not outcome.success
+        feed = f"exchange-rate feed {stack.sandbox.url}{FEED_PATH}"
+        assert any(
+            f"{feed}: publication {day}, currency USD, rate {rate}: {why}; nothing stored" in e
+            for e in outcome.errors
+        ), outcome.errors
+        assert stack.warehouse.read("fx_rates", {"date": [day]}).equals(before)
+    finally:
+        stack.sandbox.state.ecb.corrections.clear()
+    assert stack.run(FX, str(day), str(day)).success
+
+
+def test_rates_outside_the_plausible_range_fail_the_rates_check(stack: Stack):
+    """0.001 to 1,000,000 units per euro, both ends included: one stored step (0.000001)
+    outside each end is named with its currency, day and value; the end itself and one step
+    inside pass."""
+    day = date(2026, 11, 13)
+    rates = {
+        "USD": "0.000999",
+        "GBP": "0.001",
+        "CHF": "0.001001",
+        "AUD": "999999.999999",
+        "SEK": "1000000",
+        "JPY": "1000000.000001",
+    }
+    for currency, rate in rates.items():
+        stack.sandbox.state.ecb.correct(currency, day, Decimal(rate))
+    # Moves of any size allowed, so only the plausible range can fail the check.
+    resources = {
+        **stack.defs.resources,
+        "fx": FxResource(rates_url=stack.defs.resources["fx"].rates_url, max_move_pct=1e9),
+    }
+    any_move = build_definitions(stack.catalog, resources)
+    try:
+        outcome = run_stage(any_move, stack.instance, "test", FX, str(day), str(day), {}, "ERROR")
+        assert not outcome.success
+        offending = latest_rates_evaluation(stack.instance).metadata["offending_json"].value
+        plausible = "outside the plausible 0.001 to 1000000 per EUR"
+        assert [
+            (r["client"], r["date"], r["currency"], r["rule"], r["detail"]) for r in offending
+        ] == [
+            ("*", "2026-11-13", "JPY", "implausible_rate", f"1000000.000001 {plausible}"),
+            ("*", "2026-11-13", "USD", "implausible_rate", f"0.000999 {plausible}"),
+        ]
     finally:
         stack.sandbox.state.ecb.corrections.clear()
     assert stack.run(FX, str(day), str(day)).success

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import requests
 
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.faults import Fault, parse_fault
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 
@@ -150,6 +151,26 @@ def test_the_request_log_holds_no_query_string(sandbox):
     assert SANDBOX_TOKEN not in json.dumps(state)
 
 
+def test_the_feed_faults_answer_only_the_feed(sandbox):
+    """A feed fault leaves the Graph API alone, and a Graph API fault the feed."""
+    feed_fault = sandbox.inject("feed_redirect", target="http://127.0.0.1:9")
+    graph_fault = sandbox.inject("redirect", target="http://127.0.0.1:9")
+    graph = requests.get(
+        f"{sandbox.url}/v24.0/act_1000000001", headers=AUTH, allow_redirects=False, timeout=10
+    )
+    assert (graph.status_code, graph.headers["Location"]) == (
+        302,
+        "http://127.0.0.1:9/v24.0/act_1000000001",
+    )
+    answer = requests.get(sandbox.url + FEED_PATH, allow_redirects=False, timeout=10)
+    assert (answer.status_code, answer.headers["Location"]) == (
+        302,
+        f"http://127.0.0.1:9{FEED_PATH}",
+    )
+    assert (feed_fault.fired, graph_fault.fired) == (1, 1)
+    assert sandbox.state.feed_requests == [FEED_PATH]
+
+
 def test_the_bounds_faults_parse_from_the_command_line():
     texts = {
         "foreign_next:target=http://127.0.0.1:9999,count=2": {
@@ -168,6 +189,25 @@ def test_the_bounds_faults_parse_from_the_command_line():
         "report_creeping:account=1000000001": {
             "kind": "report_creeping",
             "account": "1000000001",
+        },
+        "redirect:target=http://127.0.0.1:9999,status=307,route=account": {
+            "kind": "redirect",
+            "target": "http://127.0.0.1:9999",
+            "status": 307,
+            "route": "account",
+        },
+        "feed_gzip_bomb:size_bytes=4294967296": {
+            "kind": "feed_gzip_bomb",
+            "size_bytes": 4294967296,
+        },
+        "feed_redirect:target=http://127.0.0.1:9999": {
+            "kind": "feed_redirect",
+            "target": "http://127.0.0.1:9999",
+        },
+        "feed_slow_body:pieces=10,delay_seconds=0.5": {
+            "kind": "feed_slow_body",
+            "pieces": 10,
+            "delay_seconds": 0.5,
         },
         "reduce_data_page:max_limit=50,count=-1": {
             "kind": "reduce_data_page",

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 
 import requests
 
-from metrics_pipeline.meta.client import connect_failure, origin
+from metrics_pipeline.http_bounds import origin
+from metrics_pipeline.meta.client import connect_failure
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.warehouse.resource import WarehouseResource
 

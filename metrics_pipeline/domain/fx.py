@@ -18,6 +18,17 @@ from decimal import ROUND_HALF_UP, Decimal
 from metrics_pipeline.domain.money import currency_exponent
 
 EURO = "EUR"
+# fx_rates.rate_per_eur is NUMERIC(18, 6) (warehouse/schema.py): six decimals, and less
+# than 10^12 in all.
+STORED_RATE_PLACES = 6
+STORED_RATE_LIMIT = Decimal(10) ** (18 - STORED_RATE_PLACES)
+# Units per euro a real rate lies in, both ends included. The currencies the pipeline knows
+# (domain/money.py) run from GBP, about 0.85 per euro, to VND, about 30,000 (IDR, about
+# 19,000, is the largest the ECB publishes; ISK and KRW are in the hundreds and thousands).
+# Under 0.001 six stored decimals keep fewer than four significant digits; 1,000,000 is
+# over 30 times VND. A rate outside is a broken feed, not a market move.
+MIN_PLAUSIBLE_RATE = Decimal("0.001")
+MAX_PLAUSIBLE_RATE = Decimal(1_000_000)
 
 
 class FxError(ValueError):
@@ -69,6 +80,25 @@ def rates_on(
             if currency != EURO
         ]
     return found
+
+
+def unstorable(rate: Decimal) -> str | None:
+    """Why the warehouse cannot hold `rate` as it is, or None: it would round to zero at the
+    stored decimals, or not fit the column at all."""
+    if rate < STORED_RATE_LIMIT:  # else too long to round at all
+        stored = rate.quantize(Decimal(1).scaleb(-STORED_RATE_PLACES), rounding=ROUND_HALF_UP)
+        if stored == 0:
+            return f"rounds to zero at the stored {STORED_RATE_PLACES} decimals"
+        if stored < STORED_RATE_LIMIT:
+            return None
+    return f"does not fit the stored NUMERIC(18, {STORED_RATE_PLACES})"
+
+
+def implausible(rate: Decimal) -> str | None:
+    """Why `rate` (units per euro) cannot be a real reference rate, or None."""
+    if MIN_PLAUSIBLE_RATE <= rate <= MAX_PLAUSIBLE_RATE:
+        return None
+    return f"outside the plausible {MIN_PLAUSIBLE_RATE} to {MAX_PLAUSIBLE_RATE} per EUR"
 
 
 def move_pct(previous: Decimal, current: Decimal) -> Decimal:

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import requests
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from metrics_pipeline.fx.ecb import parse_feed
+from metrics_pipeline.http_bounds import (
+    MIB,
+    BoundsError,
+    RedirectRefused,
+    open_bounded,
+    public_url,
+    read_body,
+)
 
 DEFAULT_RATES_URL = "https://www.ecb.europa.eu/stats/eurofxref/eurofxref-hist.xml"
 DEFAULT_REPORTING_CURRENCY = "EUR"
+# The whole history since 1999 (the default URL; backfills reach 37 months back, further
+# than the 90-day feed) was about 4 MB in 2015 and grows by about 0.3 MB a year.
+DEFAULT_MAX_FEED_BYTES = 16 * MIB
 
 
 class FxRatesUnavailableError(RuntimeError):
-    """The feed did not answer; the message names the host, never the path or query."""
+    """The feed did not answer, or not within bounds; the message names the feed (its URL
+    without query or credentials), never a secret."""
 
 
 class FxResource(ConfigurableResource):
@@ -29,20 +41,60 @@ class FxResource(ConfigurableResource):
     # A currency last published longer ago than this has no usable rate (the longest
     # gap in the TARGET calendar, Maundy Thursday to Easter Monday, is 4 days).
     max_rate_age_days: int = 5
-    timeout_seconds: float = 60.0
+    timeout_seconds: float = Field(default=60.0, description="Per connect and per socket read.")
+    # timeout_seconds bounds each read; this bounds the whole body, so a feed that trickles
+    # in byte by byte still ends.
+    body_deadline_seconds: float = Field(
+        default=60.0, description="The whole feed body, however it trickles in."
+    )
+    max_response_bytes: int = Field(
+        default=DEFAULT_MAX_FEED_BYTES,
+        ge=1024,
+        description="Decoded bytes of the feed body (a compressed body counts inflated).",
+    )
+    max_redirects: int = Field(
+        default=3,
+        ge=0,
+        description="Redirects followed, only within the feed's own scheme, host and port.",
+    )
+
+    def feed_name(self) -> str:
+        """How every message names the feed: its URL without query or credentials."""
+        return f"exchange-rate feed {public_url(self.rates_url)}"
 
     def publications(self) -> dict[date, dict[str, Decimal]]:
         """Every publication in the feed: {day: {currency: units per euro}}."""
-        parts = urlsplit(self.rates_url)
-        where = f"{parts.scheme}://{parts.hostname}:{parts.port or ''}".rstrip(":")
+        feed = self.feed_name()
         try:
-            response = requests.get(self.rates_url, timeout=self.timeout_seconds)
-            response.raise_for_status()
-        except requests.RequestException as error:
-            status = getattr(error.response, "status_code", None)
-            reason = f"HTTP {status}" if status else type(error).__name__
+            with requests.Session() as session:
+                response = open_bounded(
+                    session,
+                    "GET",
+                    self.rates_url,
+                    timeout=self.timeout_seconds,
+                    max_redirects=self.max_redirects,
+                )
+                with response:
+                    if not 200 <= response.status_code < 300:
+                        raise FxRatesUnavailableError(
+                            f"{feed}: answered HTTP {response.status_code}: check "
+                            "METRICS_FX_RATES_URL"
+                        )
+                    body = read_body(
+                        response,
+                        max_bytes=self.max_response_bytes,
+                        deadline_seconds=self.body_deadline_seconds,
+                    )
+        except RedirectRefused as exc:
+            hint = " (if that address is trusted, set METRICS_FX_RATES_URL to it)"
             raise FxRatesUnavailableError(
-                f"cannot read the exchange rates from {where} ({reason}): check "
-                "METRICS_FX_RATES_URL and the network"
+                f"{feed}: {exc.reason}{hint if exc.elsewhere else ''}"
             ) from None
-        return parse_feed(response.text)
+        except BoundsError as exc:
+            raise FxRatesUnavailableError(f"{feed}: {exc.reason}") from None
+        except requests.RequestException as exc:
+            raise FxRatesUnavailableError(
+                f"{feed}: cannot read it ({type(exc).__name__}): check METRICS_FX_RATES_URL "
+                "and the network"
+            ) from None
+        return parse_feed(body, feed)

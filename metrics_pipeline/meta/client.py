@@ -2,7 +2,8 @@
 
 Every request has a time budget rather than a retry count, so a long throttle delays a
 backfill instead of aborting it. The token travels only in the Authorization header; the
-client's messages never contain it.
+client's messages never contain it. Bodies are read within `http_bounds`' cap and deadline,
+and no redirect is followed: one to another host is an error naming it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ import requests
 import urllib3
 
 from metrics_pipeline import stopping
+from metrics_pipeline.http_bounds import (
+    BodyTooLarge,
+    BoundsError,
+    RedirectRefused,
+    open_bounded,
+    origin,
+    read_body,
+)
 from metrics_pipeline.meta.errors import (
     ErrorKind,
     MetaApiError,
@@ -102,19 +111,8 @@ OBJECT_FIELDS = {
 }
 
 
-BODY_CHUNK_BYTES = 64 * 1024
 # Query parameters that are credentials, not part of what a page is.
 SECRET_PARAMS = {"access_token", "appsecret_proof"}
-
-
-def origin(url: str) -> str:
-    """scheme://host:port of a URL: safe to name in messages (no path, no query)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        port = "?"
-    return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
 def connect_failure(exc: requests.RequestException) -> str | None:
@@ -131,15 +129,6 @@ def connect_failure(exc: requests.RequestException) -> str | None:
     while root is not None and (root.__cause__ or root.__context__) is not None:
         root = root.__cause__ or root.__context__
     return type(root or exc).__name__
-
-
-class _BodyError(Exception):
-    """A response body refused while reading it."""
-
-    def __init__(self, kind: ErrorKind, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -295,14 +284,18 @@ class GraphApiClient:
         Meta's error object)."""
         endpoint = origin(url)
         try:
-            response = self.session.request(
+            # Meta answers API calls itself: any redirect is refused, one to another host
+            # (which would get the request and hand back its rows) named in the error.
+            response = open_bounded(
+                self.session,
                 method,
                 url,
+                timeout=self.settings.request_timeout_seconds,
                 params=self._signed(params or {}) if params is not None else None,
                 headers=self._headers(),
-                timeout=self.settings.request_timeout_seconds,
-                stream=True,
             )
+        except RedirectRefused as exc:
+            return ErrorKind.INVALID, f"{endpoint} {exc.reason}", {}
         except requests.RequestException as exc:
             cause = connect_failure(exc)
             if cause is not None:
@@ -311,9 +304,15 @@ class GraphApiClient:
         with response:
             self.governor.observe(key, response.headers)
             try:
-                content = self._read_body(response, endpoint)
-            except _BodyError as exc:
-                return exc.kind, exc.detail, {}
+                content = read_body(
+                    response,
+                    max_bytes=self.settings.max_response_bytes,
+                    deadline_seconds=self.settings.body_deadline_seconds,
+                )
+            except BodyTooLarge as exc:  # never the same request again: ask for less
+                return ErrorKind.REDUCE_DATA, f"{endpoint} {exc.reason}", {}
+            except BoundsError as exc:
+                return ErrorKind.TRANSIENT, f"{endpoint} {exc.reason}", {}
         try:
             body = orjson.loads(content)
         except orjson.JSONDecodeError:
@@ -336,37 +335,6 @@ class GraphApiClient:
             f"{text}"
         )
         return kind, detail, error
-
-    def _read_body(self, response: requests.Response, endpoint: str) -> bytes:
-        """The whole body, read as it arrives so that neither its size nor the time it
-        takes can grow without bound."""
-        cap = self.settings.max_response_bytes
-        too_big = _BodyError(
-            ErrorKind.REDUCE_DATA, f"{endpoint} sent a body over the {cap}-byte cap"
-        )
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise too_big
-        limit = self.settings.body_deadline_seconds
-        deadline = time.monotonic() + limit
-        parts: list[bytes] = []
-        size = 0
-        try:
-            while chunk := response.raw.read1(BODY_CHUNK_BYTES, decode_content=True):
-                parts.append(chunk)
-                size += len(chunk)
-                if size > cap:
-                    raise too_big
-                if time.monotonic() > deadline:
-                    raise _BodyError(
-                        ErrorKind.TRANSIENT,
-                        f"{endpoint} did not send the whole body within {limit:g}s",
-                    )
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise _BodyError(
-                ErrorKind.TRANSIENT, f"{type(exc).__name__} while reading from {endpoint}"
-            ) from None
-        return b"".join(parts)
 
     # -- paging ---------------------------------------------------------------------------
     def paginate(

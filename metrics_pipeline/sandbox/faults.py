@@ -67,6 +67,7 @@ TRANSPORT_FAULTS = {
     "http_502",
     "slow_body",  # the body trickles in `pieces` parts, `delay_seconds` apart
     "huge_body",  # a body of `size_bytes`, sent without Content-Length
+    "redirect",  # HTTP `status` to the same path and query on `target` (scheme://host:port)
 }
 # Faults of async report runs.
 REPORT_FAULTS = {
@@ -100,7 +101,20 @@ DATA_FAULTS = {
     "repeated_page",
     "unknown_currency",
 }
-KINDS = set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS | PAGE_FAULTS | DATA_FAULTS
+# Faults of the exchange-rate feed (`ecb_rates.FEED_PATH`, route "rates"); only the feed
+# takes them, and it takes no other.
+FEED_FAULTS = {
+    "feed_huge_body",  # the feed's start, then padding up to `size_bytes`, no Content-Length
+    "feed_gzip_bomb",  # Content-Encoding: gzip, inflating to `size_bytes` (about 1/1000 sent)
+    "feed_slow_body",  # the feed in `pieces` parts, `delay_seconds` apart
+    "feed_redirect",  # HTTP `status` to the feed's path on `target`; None: this server
+    "feed_comment_cube",  # a publication inside an XML comment, USD at 9.9999
+    "feed_entity_bomb",  # a DTD of nested entities, ten to a level (billion laughs)
+    "feed_entity_rate",  # the newest USD rate given through an internal entity
+}
+KINDS = (
+    set(ERROR_FAULTS) | TRANSPORT_FAULTS | REPORT_FAULTS | PAGE_FAULTS | DATA_FAULTS | FEED_FAULTS
+)
 # Options given as text on the command line (the others are numbers).
 TEXT_OPTIONS = {"route", "account", "day", "target"}
 
@@ -109,18 +123,21 @@ TEXT_OPTIONS = {"route", "account", "day", "target"}
 class Fault:
     kind: str
     count: int = 1  # -1: every matching request
-    route: str = "any"  # any | insights | objects | account | report
+    route: str = "any"  # any | insights | objects | account | report | rates
     account: str | None = None  # digits; None: every account
     regain_minutes: float = 0.0  # estimated_time_to_regain_access on throttling faults
     delay_seconds: float = 2.0  # for "slow", and between the pieces of "slow_body"
     pieces: int = 20  # slow_body
-    size_bytes: int = 100_000_000  # huge_body
-    target: str | None = None  # foreign_next: scheme://host:port
+    size_bytes: int = 100_000_000  # huge_body, feed_huge_body, feed_gzip_bomb (inflated)
+    target: str | None = None  # foreign_next, redirect, feed_redirect: scheme://host:port
+    status: int = 302  # redirect, feed_redirect
     max_limit: int = 100  # reduce_data_page
     min_days: int = 0  # reduce_data: only for requests spanning more than this many days
     day: str | None = None  # data faults: the ISO date whose rows are corrupted
     fired: int = 0
-    sent_bytes: int = 0  # huge_body: what the peer accepted before it hung up
+    # huge_body, feed_huge_body, feed_gzip_bomb: what the peer accepted (as sent, so
+    # compressed for the bomb) before it hung up
+    sent_bytes: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -10,7 +10,12 @@ from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.consistency import mismatches
 from metrics_pipeline.checks.report import result
-from metrics_pipeline.domain.fx import move_pct
+from metrics_pipeline.domain.fx import (
+    MAX_PLAUSIBLE_RATE,
+    MIN_PLAUSIBLE_RATE,
+    implausible,
+    move_pct,
+)
 from metrics_pipeline.domain.kpis import PLATFORM, STORED_ADDITIVE_COLUMNS
 from metrics_pipeline.domain.portfolio import TOTAL
 from metrics_pipeline.fx.resource import FxResource
@@ -43,6 +48,29 @@ def _missing_rates(
                         f"days up to {day}",
                     }
                 )
+    return offending
+
+
+def _implausible_rates(warehouse: WarehouseResource, days: list[date]) -> list[dict]:
+    """Stored publications in force on `days` whose rate no real currency has."""
+    stored = warehouse.read(
+        "fx_rates", {"date": days}, columns=["currency", "published_date", "rate_per_eur"]
+    )
+    offending = []
+    for currency, published, rate in sorted(
+        set(stored.itertuples(index=False, name=None)), key=lambda r: (r[1], r[0])
+    ):
+        why = implausible(Decimal(str(rate)))
+        if why is not None:
+            offending.append(
+                {
+                    "client": TOTAL,
+                    "date": str(published),
+                    "currency": currency,
+                    "rule": "implausible_rate",
+                    "detail": f"{rate} {why}",
+                }
+            )
     return offending
 
 
@@ -97,14 +125,19 @@ def build_portfolio_checks(catalog: Catalog, fx_rates, portfolio_kpis) -> list:
         name=names.RATES,
         blocking=True,
         description="Every day some client spent on has a usable rate for its currency and "
-        "the reporting currency; no rate moved more than the allowed percentage from the "
-        "previous publication.",
+        "the reporting currency; every rate in force lies within the plausible "
+        f"{MIN_PLAUSIBLE_RATE} to {MAX_PLAUSIBLE_RATE} units per euro; no rate moved more "
+        "than the allowed percentage from the previous publication.",
     )
     def rates_check(
         context: AssetCheckExecutionContext, warehouse: WarehouseResource, fx: FxResource
     ):
         days = sorted(date.fromisoformat(key) for key in context.partition_keys)
-        offending = _missing_rates(catalog, warehouse, fx, days) + _big_moves(warehouse, fx, days)
+        offending = (
+            _missing_rates(catalog, warehouse, fx, days)
+            + _implausible_rates(warehouse, days)
+            + _big_moves(warehouse, fx, days)
+        )
         labels = sorted(str(d) for d in days)
         covered = {client: labels for client in [*catalog.client_ids, TOTAL]}
         return result(
@@ -113,6 +146,7 @@ def build_portfolio_checks(catalog: Catalog, fx_rates, portfolio_kpis) -> list:
             covered=covered,
             days_checked=len(days),
             max_move_pct=fx.max_move_pct,
+            plausible_rates_per_eur=f"{MIN_PLAUSIBLE_RATE} to {MAX_PLAUSIBLE_RATE}",
         )
 
     @asset_check(

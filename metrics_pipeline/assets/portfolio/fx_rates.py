@@ -3,6 +3,11 @@
 Read from the ECB's daily reference rates feed (`FxResource.rates_url`). A day without a
 publication (weekends, TARGET holidays, or today before 16:00 CET) carries the last rate
 published before it, and the row records which publication that was.
+
+A rate the table cannot hold as published (one that rounds to zero at the stored six
+decimals, or overflows the column) fails the step before anything is written, naming the
+feed, the publication, the currency and the value; the blocking rates check judges whether
+the stored rates are plausible.
 """
 
 from datetime import date
@@ -11,13 +16,32 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, as
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.fx import rates_on
+from metrics_pipeline.domain.fx import DayRate, rates_on, unstorable
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.freshness import FX_REFRESH
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 SOURCE = "ecb"
+
+
+class UnstorableRateError(ValueError):
+    """A published rate the warehouse would change (to zero) or refuse (overflow)."""
+
+
+def refuse_unstorable(rates: list[DayRate], feed: str) -> None:
+    """Raises UnstorableRateError naming every such publication, currency and value."""
+    found = {
+        (rate.published, rate.currency, rate.rate_per_eur): why
+        for rate in rates
+        if (why := unstorable(rate.rate_per_eur)) is not None
+    }
+    if found:
+        named = "; ".join(
+            f"publication {day}, currency {currency}, rate {value}: {why}"
+            for (day, currency, value), why in sorted(found.items())
+        )
+        raise UnstorableRateError(f"{feed}: {named}; nothing stored")
 
 
 def build_fx_rates(catalog: Catalog):
@@ -39,6 +63,8 @@ def build_fx_rates(catalog: Catalog):
     ) -> MaterializeResult:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         now = clock.now()
+        rates = rates_on(fx.publications(), days, fx.max_rate_age_days)
+        refuse_unstorable(rates, fx.feed_name())
         rows = [
             {
                 "date": rate.day,
@@ -48,7 +74,7 @@ def build_fx_rates(catalog: Catalog):
                 "source": SOURCE,
                 "updated_at": now,
             }
-            for rate in rates_on(fx.publications(), days, fx.max_rate_age_days)
+            for rate in rates
         ]
         written = warehouse.replace("fx_rates", [{"date": days}], rows)
         carried = sum(1 for r in rows if r["published_date"] != r["date"])

@@ -10,10 +10,10 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from metrics_pipeline.sandbox.faults import ERROR_FAULTS, TRANSPORT_FAULTS, Fault
+from metrics_pipeline.sandbox.faults import ERROR_FAULTS, FEED_FAULTS, TRANSPORT_FAULTS, Fault
 from metrics_pipeline.sandbox.graph import control, rates_feed
 from metrics_pipeline.sandbox.graph.auth import authenticate
-from metrics_pipeline.sandbox.graph.delivery import bad_gateway, delivered
+from metrics_pipeline.sandbox.graph.delivery import bad_gateway, delivered, redirect
 from metrics_pipeline.sandbox.graph.errors import ApiError, fault_error
 from metrics_pipeline.sandbox.graph.messages import FakeResponse, Request, json_response
 from metrics_pipeline.sandbox.graph.routing import account_of, dispatch, route_kind
@@ -57,7 +57,8 @@ class FakeGraphApi:
         if control.is_control(request):
             return control.answer(self.state, request)
         if rates_feed.is_feed(request):
-            return rates_feed.answer(self.state)
+            fault = self.state.faults.take("rates", None, kinds=FEED_FAULTS)
+            return rates_feed.answer(self.state, request, fault)
         state = self.state
         self._log(request)
         request = replace(
@@ -71,6 +72,8 @@ class FakeGraphApi:
         )
         if fault is not None and fault.kind == "http_502":
             return bad_gateway()
+        if fault is not None and fault.kind == "redirect":
+            return redirect(fault, request.target)
         try:
             if fault is not None and fault.kind in ERROR_FAULTS:
                 raise fault_error(fault.kind)

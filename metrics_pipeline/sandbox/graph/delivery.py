@@ -22,6 +22,12 @@ def bad_gateway() -> FakeResponse:
     return FakeResponse(502, {"Content-Type": "text/html"}, BAD_GATEWAY)
 
 
+def redirect(fault: Fault, target: str) -> FakeResponse:
+    """redirect: HTTP `fault.status` sending the request (`target`: path and query) on to
+    `fault.target`, a server that is not Meta's."""
+    return FakeResponse(fault.status, {"Location": f"{fault.target or ''}{target}"})
+
+
 def delivered(fault: Fault | None, response: FakeResponse, lock: threading.Lock) -> FakeResponse:
     """`response` as `fault` makes it travel; an error answer travels intact but for delay."""
     if fault is None:

@@ -38,6 +38,7 @@ class SandboxState:
     throttled: int = 0  # throttling errors the sandbox has returned
     report_seconds: float = 1.0  # how long a report job takes to compute
     ecb: EcbRates = field(default_factory=EcbRates)  # the euro reference rates feed
+    feed_requests: list[str] = field(default_factory=list)  # targets of the feed's requests
 
     def clock(self) -> datetime:
         return self.now or datetime.now(UTC)
