@@ -8,6 +8,7 @@ from metrics_pipeline.config.clients import ClientConfig
 from metrics_pipeline.domain.money import is_known_currency
 from metrics_pipeline.meta.client import CallSite, GraphApiClient
 from metrics_pipeline.meta.errors import ErrorKind, MetaApiError
+from metrics_pipeline.text import readable
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -22,6 +23,7 @@ def resolve_account(
 ) -> AccountInfo:
     site = CallSite(client.id, client.meta_ad_account_id, "ad account")
     body = api.account(client.meta_ad_account_id, site)
+    # Shown to people when they do not match: one short line, whatever Meta sent.
     currency, timezone = body.get("currency"), body.get("timezone_name")
     for field, configured, actual in (
         ("currency", client.currency, currency),
@@ -37,14 +39,14 @@ def resolve_account(
             raise MetaApiError(
                 ErrorKind.INVALID,
                 f"client {client.id!r}, field 'currency': ad account "
-                f"{client.meta_ad_account_id} reports unknown currency {actual!r}",
+                f"{client.meta_ad_account_id} reports unknown currency {readable(actual, 40)!r}",
             )
         if configured and configured != actual:
             raise MetaApiError(
                 ErrorKind.INVALID,
                 f"client {client.id!r}, field '{field}': "
                 f"configured {configured!r} but ad account "
-                f"{client.meta_ad_account_id} uses {actual!r}",
+                f"{client.meta_ad_account_id} uses {readable(actual, 60)!r}",
             )
     warehouse.replace(
         "meta_ad_accounts",

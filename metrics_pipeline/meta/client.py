@@ -329,11 +329,10 @@ class GraphApiClient:
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         kind = classify(response.status_code, error)
         text = readable(self.redact(str(error.get("message", f"HTTP {response.status_code}"))))
-        detail = (
-            f"{endpoint} answered HTTP {response.status_code}, code {error.get('code')}"
-            f"{'/' + str(error['error_subcode']) if error.get('error_subcode') else ''}: "
-            f"{text}"
-        )
+        # Codes are numbers from Meta; anything else in them is shown as harmlessly as text.
+        code = readable(error.get("code"), 20)
+        subcode = "/" + readable(error["error_subcode"], 20) if error.get("error_subcode") else ""
+        detail = f"{endpoint} answered HTTP {response.status_code}, code {code}{subcode}: {text}"
         return kind, detail, error
 
     # -- paging ---------------------------------------------------------------------------
