@@ -19,7 +19,7 @@ from metrics_pipeline_tests.helpers import local_today, monday_of, month_bounds
 SIX = Decimal("0.000001")
 CENT = Decimal("0.01")
 ZERO_DECIMAL = {"JPY"}  # among the demo's currencies, the one without cents
-PortfolioRows = dict[tuple[str, date, str], dict[str, Decimal | int]]
+PortfolioRows = dict[tuple[str, date, str], dict[str, object]]
 
 
 def _div(numerator: Decimal | int, denominator: Decimal | int) -> Decimal | None:
@@ -93,11 +93,10 @@ def portfolio_truth(
     to: str = "EUR",
     revisions: dict[tuple[str, date], int] | None = None,
 ) -> PortfolioRows:
-    """(period type, period start, client or '*') -> spend, value, reservations and
-    conversions in `to`, from each client's (`accounts`: client -> account id) true days."""
-    sums: PortfolioRows = defaultdict(
-        lambda: {"spend": Decimal(0), "value": Decimal(0), "reservations": 0, "conversions": 0}
-    )
+    """(period type, period start, client or '*') -> every KPI column in `to`, from each
+    client's (`accounts`: client -> account id) true days: money converted per client-day,
+    then summed; counts summed; ratios of those sums (`expected_kpis`)."""
+    sums: dict[tuple[str, date, str], Totals] = defaultdict(Totals)
     for client, account in accounts.items():
         currency = world.account(account).spec.currency
         today = local_today(world, account, now)
@@ -106,27 +105,31 @@ def portfolio_truth(
             labels = [("day", day), ("week", monday_of(day)), ("month", month_bounds(day)[0])]
             if now.date().replace(day=1) <= day < now.date():  # whole days of this month
                 labels.append(("month_to_date", now.date().replace(day=1)))
-            spend = converted(truth.spend, currency, to, day, ecb, now)
-            value = converted(truth.reservation_value, currency, to, day, ecb, now)
+            day_in_target = Totals()
+            day_in_target.add(truth)
+            day_in_target.spend = converted(truth.spend, currency, to, day, ecb, now)
+            day_in_target.reservation_value = converted(
+                truth.reservation_value, currency, to, day, ecb, now
+            )
             for period_type, start in labels:
                 for who in (client, "*"):
-                    row = sums[(period_type, start, who)]
-                    row["spend"] += spend
-                    row["value"] += value
-                    row["reservations"] += truth.reservations
-                    row["conversions"] += truth.total_conversions
-    return dict(sums)
+                    sums[(period_type, start, who)].add(day_in_target)
+    return {key: _portfolio_row(normal_expected(totals)) for key, totals in sums.items()}
+
+
+def _portfolio_row(kpis: dict[str, object]) -> dict[str, object]:
+    """Every KPI column, with the four the tests name most under short names."""
+    row = dict(kpis)
+    row["spend"] = row.pop("total_spend")
+    row["value"] = row.pop("reservation_value")
+    row["conversions"] = row.pop("total_conversions")
+    return row
 
 
 def stored_portfolio(warehouse: WarehouseResource, currency: str = "EUR") -> PortfolioRows:
     frame = warehouse.read("portfolio_kpis")
     assert set(frame["currency"]) <= {currency}
     return {
-        (r["period_type"], r["period_start"], r["client_id"]): {
-            "spend": Decimal(r["total_spend"]),
-            "value": Decimal(r["reservation_value"]),
-            "reservations": int(r["reservations"]),
-            "conversions": int(r["total_conversions"]),
-        }
+        (r["period_type"], r["period_start"], r["client_id"]): _portfolio_row(stored_kpis(r))
         for r in frame.to_dict("records")
     }
