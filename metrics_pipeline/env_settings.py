@@ -14,14 +14,83 @@ must read its settings before any run, e.g. to check the warehouse answers.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource, EnvVar
 
 
 class SettingError(ValueError):
     """A variable's value does not fit its field: one line naming both."""
+
+
+# What is wrong with a variable's value, naming the value and what is accepted; None when
+# the value is accepted.
+ValueCheck = Callable[[str], str | None]
+
+
+def check_values(checks: Mapping[str, ValueCheck], environ: Mapping[str, str]) -> list[str]:
+    """`VARIABLE: problem` for each variable of `checks` that is set (not empty) in `environ`
+    to a value its check refuses."""
+    problems = []
+    for variable, check in checks.items():
+        value = environ.get(variable)
+        problem = check(value) if value else None
+        if problem:
+            problems.append(f"{variable}: {problem}")
+    return problems
+
+
+def one_of(*choices: str) -> ValueCheck:
+    """A word from `choices`, in any case."""
+
+    def check(value: str) -> str | None:
+        if value.strip().lower() in choices:
+            return None
+        return f"{value!r} is not {' or '.join(choices)}; accepted: {', '.join(choices)}"
+
+    return check
+
+
+def whole_number(minimum: int) -> ValueCheck:
+    def check(value: str) -> str | None:
+        try:
+            if int(value) >= minimum:
+                return None
+        except ValueError:
+            pass
+        return f"{value!r} is not a whole number of {minimum} or more"
+
+    return check
+
+
+def number(minimum: float) -> ValueCheck:
+    def check(value: str) -> str | None:
+        try:
+            if float(value) >= minimum:  # NaN compares False, so it is refused
+                return None
+        except ValueError:
+            pass
+        return f"{value!r} is not a number of {minimum:g} or more"
+
+    return check
+
+
+def http_url(value: str) -> str | None:
+    """An http:// or https:// URL with a host."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if ok:
+        return None
+    # Neither a password in it nor a query (which may carry a key) is repeated.
+    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value.split("?", 1)[0])
+    return f"{shown!r} is not an http(s) URL; accepted: https://<host>[:<port>][/<path>]"
 
 
 def env_settings(
