@@ -31,12 +31,15 @@ from metrics_pipeline.automation.status import AUTOMATION_ENV, SENSOR_INTERVAL_E
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import AS_OF_ENV, ClockResource, as_of_problem
+from metrics_pipeline.config.clients import CLIENTS_FILE_ENV
 from metrics_pipeline.domain.fx import reporting_currency_problem
 from metrics_pipeline.env_settings import (
     SettingError,
     ValueCheck,
     check_values,
     env_settings,
+    file_path,
+    folder_path,
     http_url,
     number,
     one_of,
@@ -124,6 +127,8 @@ CHECKS_ENV = {
 # is accepted. Whether META_API_VERSION is still served depends on the date: the command
 # line refuses an expired one, the api_version check fails on it.
 VALUE_CHECKS: dict[str, ValueCheck] = {
+    "DAGSTER_HOME": folder_path,
+    CLIENTS_FILE_ENV: file_path,
     WAREHOUSE_URL_ENV: url_problem,
     META_ENV["base_url"]: http_url,
     META_ENV["api_version"]: version_name_problem,

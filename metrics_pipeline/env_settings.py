@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -136,3 +137,19 @@ def _checked(
             f"{variable} ({resource_type.__name__}.{field}): {value!r} is not {expected}"
         ) from None
     return text
+
+
+def file_path(value: str) -> str | None:
+    """The path of a file (a missing one is its reader's to report, naming the file)."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_file():
+        return f"{value!r} is a folder, not a file; accepted: the path of a file"
+    return None
+
+
+def folder_path(value: str) -> str | None:
+    """The path of a folder, or of one to create."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{value!r} is a file, not a folder; accepted: a folder (created if missing)"
+    return None

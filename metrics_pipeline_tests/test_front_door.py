@@ -149,6 +149,26 @@ def test_a_mistyped_setting_is_one_line_before_any_work(
     assert time.monotonic() - started < 10
 
 
+def test_a_folder_for_a_file_and_a_file_for_a_folder_are_named(monkeypatch, tmp_path, capsys):
+    _settings_only(monkeypatch, tmp_path)
+    monkeypatch.setenv("METRICS_CLIENTS_FILE", str(tmp_path))
+    status, out, err = _materialize(capsys)
+    assert (status, out) == (1, [])
+    assert err == [
+        f"error: METRICS_CLIENTS_FILE: '{tmp_path}' is a folder, not a file; accepted: the path "
+        "of a file"
+    ]
+    monkeypatch.setenv("METRICS_CLIENTS_FILE", str(BUNDLED_CLIENTS))
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "a-file"))
+    status, out, err = _materialize(capsys)
+    assert (status, out) == (1, [])
+    assert err == [
+        f"error: DAGSTER_HOME: '{tmp_path / 'a-file'}' is a file, not a folder; accepted: a "
+        "folder (created if missing)"
+    ]
+
+
 def test_every_mistyped_setting_is_named_on_the_same_line(monkeypatch, tmp_path, capsys):
     _settings_only(monkeypatch, tmp_path)
     monkeypatch.setenv("METRICS_REPORTING_CURRENCY", "EURO")
