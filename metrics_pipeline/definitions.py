@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from dagster import Definitions, definitions, in_process_executor
@@ -26,13 +27,30 @@ from metrics_pipeline.automation.jobs import build_jobs
 from metrics_pipeline.automation.notifier import REQUIRE_TLS_ENV, AlertNotifier
 from metrics_pipeline.automation.run_alerts import run_failure_alert_sensor
 from metrics_pipeline.automation.schedules import build_schedules
+from metrics_pipeline.automation.status import AUTOMATION_ENV, SENSOR_INTERVAL_ENV
 from metrics_pipeline.catalog import Catalog, build_catalog
 from metrics_pipeline.checks.settings import CheckSettings
-from metrics_pipeline.clock import AS_OF_ENV, ClockResource
-from metrics_pipeline.env_settings import env_settings
+from metrics_pipeline.clock import AS_OF_ENV, ClockResource, as_of_problem
+from metrics_pipeline.config.clients import CLIENTS_FILE_ENV
+from metrics_pipeline.domain.fx import reporting_currency_problem
+from metrics_pipeline.env_settings import (
+    SettingError,
+    ValueCheck,
+    check_values,
+    env_settings,
+    file_path,
+    folder_path,
+    http_url,
+    number,
+    one_of,
+    whole_number,
+)
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.meta.resource import MetaAdsResource
-from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource
+from metrics_pipeline.meta.versions import version_name_problem
+from metrics_pipeline.partitions import HISTORY_START_ENV, history_start_problem
+from metrics_pipeline.steps.retries import MAX_RETRIES_ENV, RETRY_DELAY_ENV
+from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, WarehouseResource, url_problem
 
 
 def build_assets(catalog: Catalog) -> tuple[list, list]:
@@ -106,6 +124,40 @@ CHECKS_ENV = {
 }
 
 
+# Variable -> what its value must be, for the settings that numbers alone do not describe
+# (env_settings checks those): a mistyped value stops the code location from loading, and
+# the command line, before any work, with one line naming the variable, the value and what
+# is accepted. Whether META_API_VERSION is still served depends on the date: the command
+# line refuses an expired one, the api_version check fails on it.
+VALUE_CHECKS: dict[str, ValueCheck] = {
+    "DAGSTER_HOME": folder_path,
+    CLIENTS_FILE_ENV: file_path,
+    WAREHOUSE_URL_ENV: url_problem,
+    META_ENV["base_url"]: http_url,
+    META_ENV["api_version"]: version_name_problem,
+    AS_OF_ENV: as_of_problem,
+    HISTORY_START_ENV: history_start_problem,
+    FX_ENV["rates_url"]: http_url,
+    FX_ENV["reporting_currency"]: reporting_currency_problem,
+    AUTOMATION_ENV: one_of("on", "off"),
+    SENSOR_INTERVAL_ENV: whole_number(minimum=1),
+    RETRY_DELAY_ENV: number(minimum=0),
+    MAX_RETRIES_ENV: whole_number(minimum=0),
+}
+
+
+def check_settings(environ: Mapping[str, str]) -> None:
+    """Every setting of `environ` this package reads, checked at once: a SettingError
+    naming each variable that is set to a value it cannot use, on one line."""
+    problems = check_values(VALUE_CHECKS, environ)
+    try:
+        default_resources(environ, resolve=True)  # numbers and true/false switches
+    except SettingError as error:
+        problems.append(str(error))
+    if problems:
+        raise SettingError("; ".join(problems))
+
+
 def default_resources(environ: Mapping[str, str] | None = None, resolve: bool = False) -> dict:
     """Resources from the environment (`environ`, default the process's): strings and ints
     through EnvVar, so secrets and URLs are read at run time and never shown in the UI;
@@ -150,4 +202,5 @@ def build_definitions(catalog: Catalog | None = None, resources: dict | None = N
 def defs() -> Definitions:
     """The code location `dagster dev` and the UI load, from the environment: built when
     Dagster loads it, not on import, so importing this module reads no setting."""
+    check_settings(os.environ)
     return build_definitions()

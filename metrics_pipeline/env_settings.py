@@ -6,9 +6,9 @@ resource. Strings and ints go through `EnvVar`, read when a run starts and shown
 by name only, which keeps secrets and URLs out of the configuration. Dagster has no float
 or bool `EnvVar`, so those (never secret) are read here, checked, and passed as values.
 
-`resolve=True` passes every value itself instead: for a process that runs the pipeline in
-its own memory and never serves these definitions to the UI (the command line), and that
-must read its settings before any run, e.g. to check the warehouse answers.
+`resolve=True` passes every value itself instead: for checks that read the settings before
+any run (the command line's preflight, e.g. that the warehouse answers). Resources built that
+way are never handed to Dagster, which stores a job's resource configuration with each run.
 
 A renamed variable keeps working under its old name while the new one is unset; the first
 time a process reads it, one line says to use the new name.
@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource, EnvVar
 
@@ -49,6 +52,73 @@ def _source(variable: str, environ: Mapping[str, str], renamed: Mapping[str, str
             if not environ.get(variable):
                 return old
     return variable
+
+
+# What is wrong with a variable's value, naming the value and what is accepted; None when
+# the value is accepted.
+ValueCheck = Callable[[str], str | None]
+
+
+def check_values(checks: Mapping[str, ValueCheck], environ: Mapping[str, str]) -> list[str]:
+    """`VARIABLE: problem` for each variable of `checks` that is set (not empty) in `environ`
+    to a value its check refuses."""
+    problems = []
+    for variable, check in checks.items():
+        value = environ.get(variable)
+        problem = check(value) if value else None
+        if problem:
+            problems.append(f"{variable}: {problem}")
+    return problems
+
+
+def one_of(*choices: str) -> ValueCheck:
+    """A word from `choices`, in any case."""
+
+    def check(value: str) -> str | None:
+        if value.strip().lower() in choices:
+            return None
+        return f"{value!r} is not {' or '.join(choices)}; accepted: {', '.join(choices)}"
+
+    return check
+
+
+def whole_number(minimum: int) -> ValueCheck:
+    def check(value: str) -> str | None:
+        try:
+            if int(value) >= minimum:
+                return None
+        except ValueError:
+            pass
+        return f"{value!r} is not a whole number of {minimum} or more"
+
+    return check
+
+
+def number(minimum: float) -> ValueCheck:
+    def check(value: str) -> str | None:
+        try:
+            if float(value) >= minimum:  # NaN compares False, so it is refused
+                return None
+        except ValueError:
+            pass
+        return f"{value!r} is not a number of {minimum:g} or more"
+
+    return check
+
+
+def http_url(value: str) -> str | None:
+    """An http:// or https:// URL with a host."""
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if ok:
+        return None
+    # Neither a password in it nor a query (which may carry a key) is repeated.
+    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value.split("?", 1)[0])
+    return f"{shown!r} is not an http(s) URL; accepted: https://<host>[:<port>][/<path>]"
 
 
 def env_settings(
@@ -99,3 +169,19 @@ def _checked(
             f"{variable} ({resource_type.__name__}.{field}): {value!r} is not {expected}"
         ) from None
     return text
+
+
+def file_path(value: str) -> str | None:
+    """The path of a file (a missing one is its reader's to report, naming the file)."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_file():
+        return f"{value!r} is a folder, not a file; accepted: the path of a file"
+    return None
+
+
+def folder_path(value: str) -> str | None:
+    """The path of a folder, or of one to create."""
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        return f"{value!r} is a file, not a folder; accepted: a folder (created if missing)"
+    return None

@@ -31,6 +31,17 @@ HISTORY_START_ENV = "METRICS_HISTORY_START"
 DEFAULT_HISTORY_START = "2025-01-01"
 
 
+def history_start_problem(text: str) -> str | None:
+    """Why `text` cannot be the first day of the partitions, or None if it can."""
+    try:
+        if len(text) != len(DEFAULT_HISTORY_START):
+            raise ValueError(text)  # Dagster reads the start as YYYY-MM-DD only
+        date.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is not a date; accepted: YYYY-MM-DD, e.g. {DEFAULT_HISTORY_START}"
+    return None
+
+
 @dataclass(frozen=True)
 class PipelinePartitions:
     clients: StaticPartitionsDefinition

@@ -427,6 +427,38 @@ MUTATIONS: tuple[Mutation, ...] = (
         "covered[client_id] = []",
         (T + "test_pacing.py", "-k", "once"),
     ),
+    Mutation(
+        "reporting_currency_unchecked",
+        "a reporting currency the rates feed does not quote accepted before any work",
+        "metrics_pipeline/definitions.py",
+        '    FX_ENV["reporting_currency"]: reporting_currency_problem,\n',
+        "",
+        (T + "test_front_door.py", "-k", "CURRENCY"),
+    ),
+    Mutation(
+        "older_version_not_expired",
+        "an API version older than every known one counts as unknown, not expired",
+        "metrics_pipeline/meta/versions.py",
+        "if number is not None and number < version_number(OLDEST.name):",
+        "if False:",
+        (T + "test_api_version.py", "-k", "older"),
+    ),
+    Mutation(
+        "warnings_as_failures",
+        "the checks line reports a non-blocking warning as a failed check",
+        "metrics_pipeline/cli/main.py",
+        "            elif evaluation.severity == AssetCheckSeverity.WARN:\n",
+        "            elif False:\n",
+        (T + "test_cli.py", "-k", "records_dagster_runs"),
+    ),
+    Mutation(
+        "problems_per_client",
+        "a problem that hit several clients repeated once per client",
+        "metrics_pipeline/steps/partial.py",
+        "    lines = distinct_problems(failures)",
+        "    lines = list(failures)",
+        (T + "test_front_door.py", "-k", "refused_token"),
+    ),
 )
 
 

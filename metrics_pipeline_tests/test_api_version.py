@@ -1,6 +1,8 @@
 """The configured Marketing API version is checked against Meta's published dates: an
-expired version fails (Meta would silently answer as a newer one), one expiring within 30
-days warns, a supported one passes; the failure is alerted once."""
+expired version fails (Meta would silently answer as a newer one), and so does one older
+than every version in the table; one expiring within 30 days warns, a supported one passes;
+the failure is alerted once. The command line refuses what the check fails, before any work
+(test_front_door.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, AssetSelection,
 from metrics_pipeline.automation.notifier import AlertNotifier
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.meta.resource import DEFAULT_API_VERSION
-from metrics_pipeline.meta.versions import VersionStatus, version_status
+from metrics_pipeline.meta.versions import VERSIONS, WARN_DAYS, VersionStatus, version_status
 from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline_tests.conftest import NOW, make_resources
 from metrics_pipeline_tests.receivers import webhook_receiver
@@ -30,11 +32,21 @@ CLIENT = "harbour_view_hotel"
         ("v24.0", date(2026, 11, 9), VersionStatus.EXPIRING, date(2026, 11, 10)),
         ("v24.0", date(2026, 11, 10), VersionStatus.EXPIRED, date(2026, 11, 10)),
         ("v25.0", date(2026, 11, 30), VersionStatus.SUPPORTED, date(2027, 2, 23)),
+        # The warning window at its shipped 30 days: 31 days before the expiry, then 30.
+        ("v25.0", date(2027, 1, 23), VersionStatus.SUPPORTED, date(2027, 2, 23)),
         ("v25.0", date(2027, 1, 24), VersionStatus.EXPIRING, date(2027, 2, 23)),
+        ("v25.0", date(2027, 2, 22), VersionStatus.EXPIRING, date(2027, 2, 23)),
         ("v25.0", date(2027, 2, 23), VersionStatus.EXPIRED, date(2027, 2, 23)),
         ("v26.0", date(2030, 1, 1), VersionStatus.SUPPORTED, None),
         ("v27.0", date(2026, 11, 30), VersionStatus.SUPPORTED, None),
-        ("v19.0", date(2026, 11, 30), VersionStatus.UNKNOWN, None),
+        ("v22.0", date(2026, 2, 19), VersionStatus.EXPIRED, date(2026, 2, 19)),
+        ("v23.0", date(2026, 6, 8), VersionStatus.EXPIRING, date(2026, 6, 9)),
+        # Older than every version in the table: expired whatever the date, by the oldest
+        # one's expiry at the latest.
+        ("v19.0", date(2026, 11, 30), VersionStatus.EXPIRED, date(2026, 2, 19)),
+        ("v21.0", date(2025, 1, 1), VersionStatus.EXPIRED, date(2026, 2, 19)),
+        ("v28.0", date(2026, 11, 30), VersionStatus.UNKNOWN, None),
+        ("25.0", date(2026, 11, 30), VersionStatus.UNKNOWN, None),
     ],
 )
 def test_version_status_at_a_date(version, today, status, expires):
@@ -42,8 +54,9 @@ def test_version_status_at_a_date(version, today, status, expires):
     assert (report.status, report.expires) == (status, expires)
 
 
-def test_the_default_version_is_supported_today():
-    assert DEFAULT_API_VERSION == "v25.0"
+def test_the_default_version_is_the_newest_reviewed_and_supported_today():
+    assert WARN_DAYS == 30
+    assert DEFAULT_API_VERSION == "v27.0" == VERSIONS[-1].name
     assert version_status(DEFAULT_API_VERSION, NOW.date()).status is VersionStatus.SUPPORTED
 
 
@@ -108,3 +121,15 @@ def test_a_supported_version_passes(world, catalog, instance, tmp_path):
     _, evaluation = run_check(world, catalog, instance, tmp_path, "v25.0", moment)
     assert evaluation.passed is True
     assert evaluation.metadata["offending_json"].value == []
+
+
+def test_a_version_older_than_every_known_one_fails_as_expired(world, catalog, instance, tmp_path):
+    _, evaluation = run_check(world, catalog, instance, tmp_path, "v19.0", NOW)
+    assert evaluation.passed is False
+    assert evaluation.severity == AssetCheckSeverity.ERROR
+    assert evaluation.description == (
+        "Marketing API v19.0 is older than v22.0, the oldest version in meta/versions.py, "
+        "which expired on 2026-02-19; Meta answers it as a newer version: set "
+        "META_API_VERSION to a supported one"
+    )
+    assert [r["status"] for r in evaluation.metadata["offending_json"].value] == ["expired"]

@@ -1,5 +1,6 @@
-"""The benchmark on a tiny workload, so it cannot rot: it runs end to end on PostgreSQL and
-reports every figure, and the pipeline and the floor load exactly the sandbox's rows."""
+"""The benchmark's documented smoke run (`bench/run.py --smoke`, a tiny workload), so it
+cannot rot: it runs end to end on PostgreSQL, exits 0 and reports every figure, and the
+pipeline and the floor load exactly the sandbox's rows."""
 
 from __future__ import annotations
 
@@ -61,15 +62,16 @@ def test_the_benchmark_reports_every_figure(tmp_path):
     workload = Workload(clients=2, days=5)
     completed = subprocess.run(
         [
-            sys.executable, str(ROOT / "bench" / "run.py"),
-            "--clients", "2", "--days", "5", "--sample-days", "2", "--reads", "50",
-            "--cache-history", "3", "10", "--postgres-url", _postgres_url(),
-            "--database-prefix", prefix, "--out", str(tmp_path),
+            sys.executable, str(ROOT / "bench" / "run.py"), "--smoke",
+            "--postgres-url", _postgres_url(), "--database-prefix", prefix, "--out", str(tmp_path),
         ],
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
-    # Exit 1 only means a target was missed, which a tiny workload may do.
-    assert completed.returncode in (0, 1), completed.stdout[-3000:] + completed.stderr[-3000:]
+    # The documented smoke run judges what a toy workload can show: it completes and gives
+    # every figure. Its ratios are not the standard workload's, so no target fails it.
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "not judged (smoke run)" in completed.stdout
+    assert "MISSED" not in completed.stdout
     figures = json.loads((tmp_path / "latest.json").read_text())
     for name in FIGURES:
         assert isinstance(figures[name], int | float) and figures[name] > 0, name

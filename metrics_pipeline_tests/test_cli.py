@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -59,6 +60,15 @@ def test_materialize_records_dagster_runs_and_fills_the_warehouse(tmp_path, sand
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # Ten checks ran: api_version, the raw and daily quality, daily consistency, weekly
+    # consistency, the cache's and the rollups' consistency, pacing, rates and the
+    # portfolio's consistency. Only 8 of the month's 17 elapsed days are collected, so both
+    # clients project under 70 % of their budgets: pacing, a non-blocking WARN, is a warning
+    # and not a failure.
+    assert (
+        "checks: 10 evaluated, none failed; 1 warning(s): client_kpi_rollups:pacing"
+        in result.stdout.splitlines()
+    ), result.stdout
     warehouse = WarehouseResource(url=f"sqlite:///{tmp_path / 'warehouse.sqlite'}")
     daily = warehouse.read("daily_kpi_data")
     assert sorted(set(daily["client_id"])) == ["altstadt_apartments", "sakura_ryokan"]
@@ -146,6 +156,50 @@ def test_the_demo_prints_a_summary_for_every_demo_client_and_leaves_a_deployment
         lines = [line for line in result.stdout.splitlines() if line.startswith(client_id)]
         assert len(lines) == 2 and "not materialised" not in "".join(lines), result.stdout
     home = work / ".metrics_pipeline" / "dagster_home"
+    # The checks line names the non-blocking pacing warning as such, never as a failure.
+    (checks,) = [line for line in result.stdout.splitlines() if line.startswith("  checks:")]
+    assert "failed:" not in checks, checks
+    # The README's sample output is what the demo prints, figures and paths aside.
+    sample = _readme_demo_sample()
+    printed = {_shape(line) for line in result.stdout.splitlines()}
+    for line in DEMO_LINES_THE_README_SHOWS:
+        assert any(_shape(s).startswith(line) for s in sample), line
+        assert any(p.startswith(line) for p in printed), (line, result.stdout)
     assert (home / "metrics_warehouse.sqlite").is_file()
     assert f"Warehouse: sqlite:///{home / 'metrics_warehouse.sqlite'}" in result.stdout
     assert not production.exists()
+
+
+# Lines of the demo's output, as `_shape` writes them, that the README's sample must show.
+DEMO_LINES_THE_README_SHOWS = [
+    "Meta sandbox: <url> Dagster instance: <path>",
+    "Materialising N .. N for the demo clients",
+    "meta_ad_objects: harbour_view_hotel .. sakura_ryokan",
+    "fx_rates: N .. N",
+    "portfolio_kpis",
+    "checks: N evaluated, ",
+    "Done in Ns",
+    "client period spend reservations ROAS",
+    "harbour_view_hotel week of N N NZD N N",
+    "harbour_view_hotel week to date (provisional) N NZD N N",
+    "sakura_ryokan week of N N JPY N N",
+    "all clients week of N N EUR N N",
+    "off pace this month:",
+    "Warehouse: <url>",
+    "Open the UI on this instance with the sandbox still serving:",
+    "<path> demo --ui (then <url>",
+]
+
+
+def _shape(line: str) -> str:
+    """A line of output without what changes from run to run: URLs, paths, numbers, dates."""
+    line = re.sub(r"\b\w+://\S+", "<url>", line)
+    line = re.sub(r"(?<!\w)[.\w-]*/\S+", "<path>", line)
+    line = re.sub(r"\d[\d,.:|%-]*", "N", line)
+    return " ".join(line.split())
+
+
+def _readme_demo_sample() -> list[str]:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    after = readme.split("The demo starts the bundled Meta sandbox", 1)[1]
+    return after.split("```\n", 2)[1].splitlines()

@@ -37,11 +37,11 @@ def dagster_pg_url() -> str:
 
 
 def test_dagster_yaml_runs_on_postgres_from_the_environment(tmp_path, monkeypatch, dagster_pg_url):
-    text = (ROOT / "dagster.yaml").read_text()
+    text = (ROOT / "deploy" / "dagster.yaml").read_text()
     settings = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert "password" not in "\n".join(settings).lower()  # credentials come from the env
     assert "DAGSTER_PG_URL" in text
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_PG_URL", dagster_pg_url)
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"

@@ -223,7 +223,7 @@ def alerts(posts: list[dict], prefix: str, needle: str = "") -> list[str]:
 def deployment(tmp_path, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     world = World(anchor=NOW.date())
     # Marker secrets, looked for in everything the deployment stores and serves (step 8).
     secrets = {

@@ -51,7 +51,7 @@ DEFAULTS = {
     ("meta", "access_token"): "",
     ("meta", "app_secret"): None,
     ("meta", "base_url"): "https://graph.facebook.com",
-    ("meta", "api_version"): "v25.0",
+    ("meta", "api_version"): "v27.0",
     ("meta", "connect_budget_seconds"): 60.0,
     ("clock", "as_of"): "",
     ("alerts", "webhook_url"): "",
@@ -163,3 +163,36 @@ def test_the_old_starttls_variable_still_sets_require_tls_and_says_so_once(locat
         is False
     )
     assert require_tls() is None
+
+
+# variable -> (mistyped value, the one line loading stops with)
+MISTYPED = {
+    "METRICS_REPORTING_CURRENCY": (
+        "XYZ",
+        "METRICS_REPORTING_CURRENCY: 'XYZ' is not a currency the euro reference rates quote; "
+        "accepted: EUR, AUD, BRL, CAD, CHF, CNY, CZK, DKK, GBP, HKD, HUF, IDR, ILS, INR, ISK, "
+        "JPY, KRW, MXN, MYR, NOK, NZD, PHP, PLN, RON, SEK, SGD, THB, TRY, USD, ZAR",
+    ),
+    "METRICS_WAREHOUSE_URL": (
+        "mysql://metrics:placeholder-pw@db.invalid/metrics",
+        "METRICS_WAREHOUSE_URL: 'mysql://metrics:***@db.invalid/metrics': mysql is not "
+        "supported, only SQLite and PostgreSQL (psycopg2) are; accepted: sqlite:///<path of a "
+        "file>, postgresql+psycopg2://<user>@<host>:<port>/<database>",
+    ),
+    "META_API_VERSION": (
+        "25.0",
+        "META_API_VERSION: '25.0' is not a Marketing API version; accepted: vNN.0, e.g. v27.0",
+    ),
+    "METRICS_AUTOMATION": ("of", "METRICS_AUTOMATION: 'of' is not on or off; accepted: on, off"),
+}
+
+
+@pytest.mark.parametrize("variable", MISTYPED)
+def test_a_mistyped_setting_stops_loading_naming_variable_value_and_what_is_accepted(
+    location_env, monkeypatch, variable
+):
+    value, message = MISTYPED[variable]
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError) as error:
+        defs()
+    assert str(error.value) == message

@@ -104,10 +104,11 @@ def _ranged_run_event_settings():
 
 
 def _check_summary(instance, run_ids: list[str], run_failed: bool) -> str:
-    """One line on the asset checks these runs evaluated (ranged results, not per day)."""
-    from dagster import DagsterEventType
+    """One line on the asset checks these runs evaluated (ranged results, not per day):
+    failed checks (ERROR severity) apart from warnings (WARN: non-blocking)."""
+    from dagster import AssetCheckSeverity, DagsterEventType
 
-    passed, failed = 0, set()
+    passed, failed, warned = 0, set(), set()
     for run_id in run_ids:
         records = instance.get_records_for_run(
             run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
@@ -116,18 +117,38 @@ def _check_summary(instance, run_ids: list[str], run_failed: bool) -> str:
             evaluation = record.event_log_entry.dagster_event.event_specific_data
             if evaluation.partition is not None:
                 continue  # the per-partition copies of a ranged result
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             if evaluation.passed:
                 passed += 1
+            elif evaluation.severity == AssetCheckSeverity.WARN:
+                warned.add(name)
             else:
-                failed.add(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}")
+                failed.add(name)
+    warned -= failed
     if failed:
         verdict = f"failed: {', '.join(sorted(failed))}"
     elif run_failed:
         # Checks of the layers that never ran were not evaluated: nothing "passed" there.
         verdict = "none failed, but the run failed before every check ran"
     else:
-        verdict = "all passed"
-    return f"checks: {passed + len(failed)} evaluated, {verdict}"
+        verdict = "none failed" if warned else "all passed"
+    if warned:
+        verdict += f"; {len(warned)} warning(s): {', '.join(sorted(warned))}"
+    return f"checks: {passed + len(failed) + len(warned)} evaluated, {verdict}"
+
+
+def _command() -> str:
+    """How to run this command again from here: `metrics-pipeline` when that name on PATH
+    is this installation's, else its path (`.venv/bin/metrics-pipeline` when not activated)."""
+    import shutil
+
+    script = Path(sys.executable).with_name("metrics-pipeline")
+    found = shutil.which("metrics-pipeline")
+    if found and Path(found).resolve() == script.resolve():
+        return "metrics-pipeline"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
 
 
 def _resume_hint(start: date, end: date, clients: list[str] | None) -> str:
@@ -255,7 +276,9 @@ def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: boo
     echo(_check_summary(instance, run_ids, not outcome.success))
     if not outcome.success:
         for error in outcome.errors:
-            print(f"FAILED {error}", file=sys.stderr)
+            # A step's distinct problems come one per line (steps/partial.py).
+            first, *more = error.splitlines()
+            print("\n".join([f"FAILED {first}", *(f"  {line}" for line in more)]), file=sys.stderr)
         return 1
     return 0
 
@@ -263,8 +286,14 @@ def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: boo
 def cmd_materialize(args: argparse.Namespace) -> int:
     _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.cli import preflight
     from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, sqlite_warehouse_url
 
+    # Before anything is read, created or called: every setting, then the API version.
+    preflight.check_settings(os.environ)
+    preflight.check_api_version(os.environ, print)
+    print(preflight.describe_clients_file(os.environ))
+    catalog = build_catalog()
     home = _ensure_dagster_home(os.environ.get("DAGSTER_HOME"))
     print(f"Dagster instance: {home}")
     # Without a warehouse URL, the embedded warehouse lives beside the instance.
@@ -275,7 +304,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         args.client or None,
         print,
         args.verbose,
-        catalog=build_catalog(),
+        catalog=catalog,
         environ={**os.environ, WAREHOUSE_URL_ENV: warehouse_url},
         home=home,
     )
@@ -374,6 +403,7 @@ def _demo_environment() -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.cli.preflight import check_settings
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
     from metrics_pipeline.definitions import default_resources
     from metrics_pipeline.domain.periods import last_live_day, month_start, week_start
@@ -383,6 +413,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.warehouse.resource import sqlite_warehouse_url
 
     environ = _demo_environment()
+    check_settings(environ)  # the settings it keeps (limits, alert details), before any work
     home = _ensure_dagster_home(None)
     now = datetime.now(UTC)
     # Clients ahead of UTC already live in UTC tomorrow; the others are collected up to
@@ -429,7 +460,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return status
         print(
             "Open the UI on this instance with the sandbox still serving:\n"
-            f"  metrics-pipeline demo --ui     (then http://127.0.0.1:{args.ui_port})"
+            f"  {_command()} demo --ui     (then http://127.0.0.1:{args.ui_port})"
         )
         if args.ui:
             ui_environ = {
@@ -521,43 +552,104 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+DEMO_HELP = """Run the whole graph for the bundled demo clients over the last six weeks: starts
+the bundled Meta sandbox on loopback, materialises every layer with its checks into its own
+instance and SQLite warehouse under ./.metrics_pipeline/dagster_home, and prints each
+client's last full week and week to date, the agency total and who is off pace. It sets
+aside DAGSTER_HOME, METRICS_WAREHOUSE_URL, META_* and the other deployment settings (and
+names those it ignored), so it never writes into a deployment."""
+MATERIALIZE_HELP = """Materialise every layer (ad objects, raw insights and daily KPIs, weekly and
+monthly summaries, cache and rollups, exchange rates, portfolio) for a window of days, as
+Dagster runs in the instance of DAGSTER_HOME (default ./.metrics_pipeline/dagster_home) and
+the warehouse of METRICS_WAREHOUSE_URL. Before any run it checks every setting, the API
+version, the clients file (METRICS_CLIENTS_FILE), META_ACCESS_TOKEN, the warehouse and the
+Meta host, each failing with one line. Exits 1 naming what failed, 2 for a window or
+client it cannot serve."""
+SANDBOX_HELP = """Serve the bundled imitation of Meta's Graph API (and the ECB rates feed) on
+loopback until Ctrl-C or SIGTERM, and print the variables that point the pipeline at it."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metrics-pipeline", description=__doc__)
     parser.add_argument(
-        "--verbose", action="store_true", help="print Dagster's full logs and stack traces"
+        "--verbose",
+        action="store_true",
+        help="print Dagster's full logs and stack traces (default: off; also accepted after "
+        "the command)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="run the whole graph on the bundled sandbox")
-    demo.add_argument("--ui", action="store_true", help="then start the Dagster UI")
-    demo.add_argument("--ui-port", type=int, default=3000)
-    demo.add_argument("--sandbox-port", type=int, default=0)
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=description)
+
+    demo = command("demo", "run the whole graph on the bundled sandbox", DEMO_HELP)
+    demo.add_argument(
+        "--ui",
+        action="store_true",
+        help="then keep the sandbox serving and start the Dagster UI on the demo's instance, "
+        "with schedules and sensors switched off, until Ctrl-C (default: off)",
+    )
+    demo.add_argument(
+        "--ui-port", type=int, default=3000, help="port of the Dagster UI (default: 3000)"
+    )
+    demo.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=0,
+        help="port of the bundled sandbox (default: 0, any free port)",
+    )
     demo.set_defaults(func=cmd_demo)
 
-    run = commands.add_parser("materialize", help="materialise every layer for a window")
-    run.add_argument("--start", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
-    run.add_argument("--end", type=date.fromisoformat, required=True, help="YYYY-MM-DD")
-    run.add_argument("--client", action="append", help="client id (repeatable; default all)")
+    run = command("materialize", "materialise every layer for a window", MATERIALIZE_HELP)
+    run.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="first day of the window, in each client's own timezone (required)",
+    )
+    run.add_argument(
+        "--end",
+        type=date.fromisoformat,
+        required=True,
+        metavar="YYYY-MM-DD",
+        help="last day of the window, included (required)",
+    )
+    run.add_argument(
+        "--client",
+        action="append",
+        metavar="ID",
+        help="a client id of the clients file; repeatable (default: every client)",
+    )
     run.set_defaults(func=cmd_materialize)
 
-    sandbox = commands.add_parser("sandbox", help="serve the Meta sandbox")
-    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox = command("sandbox", "serve the Meta sandbox", SANDBOX_HELP)
+    sandbox.add_argument(
+        "--port", type=int, default=8765, help="port to serve on, on 127.0.0.1 (default: 8765)"
+    )
     sandbox.add_argument(
         "--fault",
         action="append",
         metavar="KIND[:key=value,...]",
         help="inject a fault, e.g. throttle_insights:count=3,regain_minutes=0.5 or "
-        "auth:count=-1,account=1000000002 (repeatable)",
+        "auth:count=-1,account=1000000002; the kinds are in metrics_pipeline/sandbox/faults.py; "
+        "repeatable (default: none)",
     )
     sandbox.add_argument(
         "--rate-limit",
         action="append",
         metavar="ACCOUNT:CALLS:SECONDS",
-        help="enforce a call limit on an account, e.g. 1000000001:60:300",
+        help="enforce a call limit on an account, e.g. 1000000001:60:300; repeatable "
+        "(default: none)",
     )
     sandbox.set_defaults(func=cmd_sandbox)
-    for command in (demo, run):
-        command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS)
+    for each in (demo, run):
+        each.add_argument(
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="print Dagster's full logs and stack traces (default: off)",
+        )
     return parser
 
 
@@ -565,11 +657,12 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors with a message a person can act on: printed as one line, no stack trace."""
     from metrics_pipeline.cli.preflight import SetupError
     from metrics_pipeline.config.clients import ClientsFileError
+    from metrics_pipeline.env_settings import SettingError
     from metrics_pipeline.meta.errors import MetaApiError
     from metrics_pipeline.runner import WindowError
     from metrics_pipeline.warehouse.errors import WarehouseError
 
-    return (SetupError, ClientsFileError, MetaApiError, WindowError, WarehouseError)
+    return (SetupError, SettingError, ClientsFileError, MetaApiError, WindowError, WarehouseError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from metrics_pipeline.domain.money import currency_exponent
+from metrics_pipeline.domain.money import currency_exponent, is_known_currency
 
 EURO = "EUR"
 # fx_rates.rate_per_eur is NUMERIC(18, 6) (warehouse/schema.py): six decimals, and less
@@ -31,6 +31,19 @@ MIN_PLAUSIBLE_RATE = Decimal("0.001")
 MAX_PLAUSIBLE_RATE = Decimal(1_000_000)
 
 
+# The currencies the ECB's euro reference rates quote (its list since 2026-01-01, when the
+# Bulgarian lev left it for the euro). A portfolio can report only in one of these or EUR.
+_ECB_QUOTED = """
+USD JPY CZK DKK GBP HUF PLN RON SEK CHF ISK NOK TRY AUD BRL CAD CNY HKD IDR ILS INR KRW MXN
+MYR NZD PHP SGD THB ZAR
+"""
+ECB_QUOTED: tuple[str, ...] = tuple(_ECB_QUOTED.split())
+REPORTING_CURRENCIES: tuple[str, ...] = (
+    EURO,
+    *sorted(c for c in ECB_QUOTED if is_known_currency(c)),
+)
+
+
 class FxError(ValueError):
     """A conversion without a usable rate."""
 
@@ -43,6 +56,19 @@ class DayRate:
     currency: str
     rate_per_eur: Decimal
     published: date
+
+
+def reporting_currency_problem(code: str) -> str | None:
+    """Why `code` cannot be the reporting currency (what is accepted), or None if it can:
+    an ISO 4217 code whose minor unit this project knows, quoted by the ECB feed or EUR."""
+    if code in REPORTING_CURRENCIES:
+        return None
+    upper = code.strip().upper()
+    hint = f" (did you mean {upper}?)" if upper in REPORTING_CURRENCIES else ""
+    return (
+        f"{code!r} is not a currency the euro reference rates quote{hint}; accepted: "
+        + ", ".join(REPORTING_CURRENCIES)
+    )
 
 
 def convert_cents(amount_cents: int, rate_from: Decimal, rate_to: Decimal, to: str) -> int:

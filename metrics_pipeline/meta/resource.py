@@ -10,7 +10,7 @@ from pydantic import Field
 from metrics_pipeline.meta.client import GraphApiClient
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
-DEFAULT_API_VERSION = "v25.0"
+DEFAULT_API_VERSION = "v27.0"
 
 
 class MetaAdsResource(ConfigurableResource):

@@ -12,6 +12,7 @@ from datetime import date
 from dagster import AssetExecutionContext, AssetMaterialization, Failure, MaterializeResult
 
 from metrics_pipeline.partitions import multi_key
+from metrics_pipeline.steps.failures import distinct_problems
 from metrics_pipeline.stopping import StopRequested
 from metrics_pipeline.warehouse.errors import WarehouseUnavailableError
 
@@ -35,12 +36,16 @@ def finish(
                 metadata={**metadata, "partial_run": True},
             )
         )
-    summary = "; ".join(failures[:20]) + (
-        f" (+{len(failures) - 20} more)" if len(failures) > 20 else ""
-    )
+    # One line per distinct problem: a refused token names every client once, on one line.
+    lines = distinct_problems(failures)
+    if len(lines) == 1:
+        description = f"{len(failures)} problem(s): {lines[0]}"
+    else:
+        shown = lines[:20] + ([f"(+{len(lines) - 20} more)"] if len(lines) > 20 else [])
+        description = f"{len(failures)} problem(s), {len(lines)} distinct:\n" + "\n".join(shown)
     raise Failure(
         allow_retries=retryable,
-        description=f"{len(failures)} problem(s): {summary}",
+        description=description,
         metadata={"problems": "\n".join(failures), "partitions_written": len(written)},
     )
 

@@ -36,7 +36,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from metrics_pipeline.warehouse import schema
@@ -80,6 +80,31 @@ def sqlite_warehouse_url(folder: Path) -> str:
 
 def default_warehouse_url() -> str:
     return sqlite_warehouse_url(default_data_dir())
+
+
+# The databases the warehouse runs on: SQLite (embedded) and PostgreSQL through psycopg2,
+# the driver dagster-postgres installs. A plain postgresql:// means psycopg2.
+SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgresql+psycopg2")
+SUPPORTED_URLS = "sqlite:///<path of a file>, postgresql+psycopg2://<user>@<host>:<port>/<database>"
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be the warehouse (what is accepted), or None if it can. The URL is
+    named with its password masked."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        return f"{shown!r} is not a database URL; accepted: {SUPPORTED_URLS}"
+    shown = masked(parsed)
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        return (
+            f"{shown!r}: {parsed.drivername} is not supported, only SQLite and PostgreSQL "
+            f"(psycopg2) are; accepted: {SUPPORTED_URLS}"
+        )
+    if parsed.get_backend_name() == "sqlite" and not parsed.database:
+        return f"{shown!r} names no SQLite file; accepted: {SUPPORTED_URLS}"
+    return None
 
 
 def normalize_url(url: str) -> str:
