@@ -5,6 +5,7 @@ step that no retry can help is not retried."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -76,6 +77,9 @@ def test_a_gzip_bomb_for_a_rates_feed_ends_the_run_within_seconds_naming_the_fee
     ], result.stderr
     assert "not-a-real-key" not in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+    # The command (one process: its runs execute in it) never held the bomb: the largest
+    # peak of any command this test process has waited for stays far under 1 GiB.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB
 
 
 def _error_lines(result: subprocess.CompletedProcess) -> list[str]:
