@@ -32,7 +32,7 @@ from metrics_pipeline.steps.freshness import (
     REFRESH_WHEN_DAYS_CHANGE,
     WEEKLY_FRESHNESS,
 )
-from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -70,7 +70,18 @@ def _build_summary(
         rows_written = 0
         written: list[tuple[str, date]] = []
         failures: list[str] = []
+
+        def stop_point(doing: str) -> None:
+            # Each client's periods are written in one transaction: a stop between clients
+            # leaves every (client, period) whole or untouched.
+            metadata = {
+                "summaries": rows_written,
+                **table_metadata("campaign_summaries", rows_written),
+            }
+            end_if_stopped(context, doing, written, metadata)
+
         for client_id, starts in dates_by_client(context.partition_keys).items():
+            stop_point(f"summing {summary_type} summaries of client {client_id!r}")
             periods = [period_of(start) for start in starts]
             days = [d for p in periods for d in p.days()]
             try:
@@ -98,6 +109,7 @@ def _build_summary(
                         "updated_at": now,
                     }
                 )
+            stop_point(f"about to write {summary_type} summaries of client {client_id!r}")
             rows_written += warehouse.replace(
                 "campaign_summaries",
                 [

@@ -14,6 +14,7 @@ from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.fx import rates_on
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.freshness import FX_REFRESH
+from metrics_pipeline.steps.partial import end_if_stopped
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -39,6 +40,7 @@ def build_fx_rates(catalog: Catalog):
     ) -> MaterializeResult:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         now = clock.now()
+        end_if_stopped(context, "about to read the ECB rates")
         rows = [
             {
                 "date": rate.day,
@@ -50,6 +52,8 @@ def build_fx_rates(catalog: Catalog):
             }
             for rate in rates_on(fx.publications(), days, fx.max_rate_age_days)
         ]
+        # All the days in one transaction: a stop before it writes none of them.
+        end_if_stopped(context, "about to write fx_rates")
         written = warehouse.replace("fx_rates", [{"date": days}], rows)
         carried = sum(1 for r in rows if r["published_date"] != r["date"])
         return MaterializeResult(

@@ -19,7 +19,7 @@ from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
-from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -43,7 +43,17 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
+
+        def stop_point(doing: str) -> None:
+            # One transaction per client: a stop between clients leaves each whole.
+            metadata = {
+                "clients": len(written),
+                **table_metadata("client_kpi_rollups", rows_written),
+            }
+            end_if_stopped(context, doing, written, metadata)
+
         for client_id in context.partition_keys:
+            stop_point(f"reading the rollups of client {client_id!r}")
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             windows = rollup_windows(today)
@@ -84,6 +94,7 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
                         "updated_at": now,
                     }
                 )
+            stop_point(f"about to write the rollups of client {client_id!r}")
             rows_written += warehouse.replace(
                 "client_kpi_rollups", [{"client_id": client_id}], rows
             )
