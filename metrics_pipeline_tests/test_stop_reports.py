@@ -24,6 +24,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from metrics_pipeline import stopping
+from metrics_pipeline.cli.console import cli_loggers
 from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.domain.periods import month_start, week_start
 from metrics_pipeline.runner import (
@@ -263,6 +264,7 @@ def test_a_stop_inside_a_step_ends_it_at_its_next_stop_point_and_says_what_the_i
                 process.wait(timeout=60)
         output.thread.join(timeout=5)
     text = output.text
+    print(f"{case}: exit {code} {took:.2f} s after the signal")
     assert code == 128 + signum, text
     assert took < EXIT_SECONDS, (took, text)
     assert "Traceback" not in text, text
@@ -363,6 +365,7 @@ def test_a_stop_between_runs_starts_no_run_and_says_none_was_in_flight(
             screen.thread.join(timeout=5)
             os.close(terminal)
         errors.thread.join(timeout=5)
+    print(f"between runs, {signum.name}: exit {code} {took:.2f} s after the signal")
     assert code == 128 + signum, screen.text + errors.text
     assert took < EXIT_SECONDS, (took, errors.text)
     assert "Traceback" not in screen.text + errors.text
@@ -442,8 +445,11 @@ def test_every_step_asked_to_stop_before_it_starts_ends_at_its_first_stop_point(
             {"portfolio_kpis": f"reading the daily KPIs of client {first!r}"},
         ),
     ]
+    quiet = cli_loggers(verbose=False)  # the command line's: no stack traces
     for selection, (first_key, last_key), expected in stages:
-        outcome = run_stage(defs, instance, "stopped", selection, first_key, last_key, {}, "ERROR")
+        outcome = run_stage(
+            defs, instance, "stopped", selection, first_key, last_key, {}, "ERROR", loggers=quiet
+        )
         assert not outcome.success
         assert dict(zip(outcome.failed_steps, outcome.errors, strict=True)) == {
             step: f"stopped on request while {doing}; 0 partition(s) written before the stop"
