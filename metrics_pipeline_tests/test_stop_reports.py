@@ -16,8 +16,10 @@ import subprocess
 import termios
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,7 @@ from metrics_pipeline.runner import (
     WEEKLY,
     run_stage,
 )
+from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SandboxServer
 from metrics_pipeline.warehouse.resource import WRITE_PROBE_TABLE_ENV, WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_resources
@@ -324,6 +327,88 @@ def test_a_stop_inside_a_step_ends_it_at_its_next_stop_point_and_says_what_the_i
     assert _stopped_line(text) == (
         f"Stopped ({signum.name}): {said}; no further run started; finished before the "
         f"stop: {before}. {KEPT}; {RESUME}"
+    )
+
+
+class SlowFeed:
+    """The sandbox's rates feed behind a server that holds each answer until released, as
+    a slow ECB would: the test knows when fx_rates is reading it."""
+
+    def __init__(self, feed_url: str) -> None:
+        self.asked, self.release = threading.Event(), threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.asked.set()
+                outer.release.wait(60)
+                with urllib.request.urlopen(feed_url, timeout=30) as answer:
+                    body = answer.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/rates.xml"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_stop_while_the_rates_feed_is_read_writes_no_rate_and_cancels_the_run(
+    tmp_path, world, catalog
+):
+    """SIGINT while fx_rates waits for a slow rates feed: once the feed answers, the step
+    ends before it writes, its run is CANCELED having stored nothing, no further run starts,
+    and the command says so within 5 s."""
+    warehouse_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    with SandboxServer(world, now=NOW) as sandbox:
+        feed = SlowFeed(sandbox.url + FEED_PATH)
+        env = {**_env(tmp_path, sandbox, warehouse_url), "METRICS_FX_RATES_URL": feed.url}
+        process = _materialize(env)
+        try:
+            output = Output(lambda: process.stdout.readline())
+            assert feed.asked.wait(120), output.text
+            os.killpg(process.pid, signal.SIGINT)
+            asked = time.monotonic()
+            output.wait_for("Stopping (", process)
+            feed.release.set()
+            code = process.wait(timeout=60)
+            took = time.monotonic() - asked
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=60)
+            feed.close()
+        output.thread.join(timeout=5)
+    text = output.text
+    print(f"slow rates feed, SIGINT: exit {code} {took:.2f} s after the signal")
+    assert code == 130, text
+    assert took < EXIT_SECONDS, (took, text)
+    assert "Traceback" not in text, text
+    runs = _runs(tmp_path / "home")
+    assert [(j, s) for j, s, _ in runs] == [
+        ("ad_objects", "SUCCESS"),
+        ("collect_and_derive", "SUCCESS"),
+        ("exchange_rates", "CANCELED"),
+    ]
+    assert _recorded(tmp_path / "home", runs[-1][2]) == {}
+    warehouse = WarehouseResource(url=warehouse_url)
+    assert _stored(warehouse, "fx_rates") == set()
+    assert_equals_ground_truth(warehouse, world, catalog)
+    assert _stopped_line(text) == (
+        f"Stopped (SIGINT): run {runs[-1][2]} (exchange_rates) is recorded CANCELED; before the "
+        "stop it stored nothing; no further run started; finished before the stop: "
+        f"ad_objects, collect_and_derive. {KEPT}; {RESUME}"
     )
 
 

@@ -70,18 +70,15 @@ def _build_summary(
         rows_written = 0
         written: list[tuple[str, date]] = []
         failures: list[str] = []
-
-        def stop_point(doing: str) -> None:
+        for client_id, starts in dates_by_client(context.partition_keys).items():
             # Each client's periods are written in one transaction: a stop between clients
             # leaves every (client, period) whole or untouched.
-            metadata = {
-                "summaries": rows_written,
-                **table_metadata("campaign_summaries", rows_written),
-            }
-            end_if_stopped(context, doing, written, metadata)
-
-        for client_id, starts in dates_by_client(context.partition_keys).items():
-            stop_point(f"summing {summary_type} summaries of client {client_id!r}")
+            end_if_stopped(
+                context,
+                f"summing {summary_type} summaries of client {client_id!r}",
+                written,
+                {"summaries": rows_written, **table_metadata("campaign_summaries", rows_written)},
+            )
             periods = [period_of(start) for start in starts]
             days = [d for p in periods for d in p.days()]
             try:
@@ -109,7 +106,6 @@ def _build_summary(
                         "updated_at": now,
                     }
                 )
-            stop_point(f"about to write {summary_type} summaries of client {client_id!r}")
             rows_written += warehouse.replace(
                 "campaign_summaries",
                 [

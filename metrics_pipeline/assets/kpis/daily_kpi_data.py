@@ -126,18 +126,15 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
         written: list[tuple[str, object]] = []
         failures: list[str] = []
         rows_written = 0
-
-        def stop_point(doing: str) -> None:
-            # A stop ends the step here: each client's days are written in one transaction,
-            # so what was written is whole, and what was not is untouched.
-            metadata = {
-                "partitions": len(written),
-                **table_metadata("daily_kpi_data", rows_written),
-            }
-            end_if_stopped(context, doing, written, metadata)
-
         for client_id, days in dates_by_client(context.partition_keys).items():
-            stop_point(f"deriving daily_kpi_data for client {client_id!r}")
+            # A stop ends the step here, between clients: each client's days are written in
+            # one transaction, so what was written is whole and the rest untouched.
+            end_if_stopped(
+                context,
+                f"deriving daily_kpi_data for client {client_id!r}",
+                written,
+                {"partitions": len(written), **table_metadata("daily_kpi_data", rows_written)},
+            )
             client = catalog.client(client_id)
             scope = {"client_id": client_id, "date": days}
             collections = warehouse.read("meta_insight_collections", scope)
@@ -155,7 +152,6 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
             failures += refused
             if not good:
                 continue
-            stop_point(f"about to write daily_kpi_data for client {client_id!r}")
             rows_written += warehouse.replace(
                 "daily_kpi_data",
                 [{"client_id": client_id, "date": sorted(good), "platform": PLATFORM}],

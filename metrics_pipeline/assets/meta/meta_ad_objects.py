@@ -64,7 +64,6 @@ def collect_objects(
                     "collected_at": now,
                 }
             )
-    raise_if_stopped(f"about to write the ad objects of client {client.id!r}")
     return warehouse.replace("meta_ad_objects", [{"client_id": client.id}], rows)
 
 

@@ -65,7 +65,6 @@ def collect_client(
             for first, last, raw in api.insight_chunks(
                 client.meta_ad_account_id, since, until, client.attribution_windows, client.id
             ):
-                raise_if_stopped(f"collecting client {client.id!r}")
                 outcome.absorb(
                     store_chunk(client, account, raw, days, first, last, warehouse, now, log)
                 )

@@ -52,7 +52,8 @@ def build_fx_rates(catalog: Catalog):
             }
             for rate in rates_on(fx.publications(), days, fx.max_rate_age_days)
         ]
-        # All the days in one transaction: a stop before it writes none of them.
+        # Reading the feed can take a while: a stop asked for meanwhile writes none of the
+        # days (they are written in one transaction).
         end_if_stopped(context, "about to write fx_rates")
         written = warehouse.replace("fx_rates", [{"date": days}], rows)
         carried = sum(1 for r in rows if r["published_date"] != r["date"])

@@ -71,8 +71,6 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
             {**row, "currency": fx.reporting_currency, "updated_at": now}
             for row in portfolio_periods(converted, now.astimezone(UTC).date())
         ]
-        # The whole table in one transaction: a stop before it leaves the old one whole.
-        end_if_stopped(context, "about to write portfolio_kpis")
         written = warehouse.replace("portfolio_kpis", [{}], rows)
         context.log.info(f"portfolio_kpis: {written} rows in {fx.reporting_currency}")
         return MaterializeResult(

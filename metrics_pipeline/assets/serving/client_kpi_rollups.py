@@ -43,17 +43,14 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
-
-        def stop_point(doing: str) -> None:
-            # One transaction per client: a stop between clients leaves each whole.
-            metadata = {
-                "clients": len(written),
-                **table_metadata("client_kpi_rollups", rows_written),
-            }
-            end_if_stopped(context, doing, written, metadata)
-
         for client_id in context.partition_keys:
-            stop_point(f"reading the rollups of client {client_id!r}")
+            # One transaction per client: a stop between clients leaves each whole.
+            end_if_stopped(
+                context,
+                f"reading the rollups of client {client_id!r}",
+                written,
+                {"clients": len(written), **table_metadata("client_kpi_rollups", rows_written)},
+            )
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             windows = rollup_windows(today)
@@ -94,7 +91,6 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
                         "updated_at": now,
                     }
                 )
-            stop_point(f"about to write the rollups of client {client_id!r}")
             rows_written += warehouse.replace(
                 "client_kpi_rollups", [{"client_id": client_id}], rows
             )

@@ -47,17 +47,14 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
-
-        def stop_point(doing: str) -> None:
-            # One transaction per client: a stop between clients leaves each whole.
-            metadata = {
-                "clients": len(written),
-                **table_metadata("current_week_cache", rows_written),
-            }
-            end_if_stopped(context, doing, written, metadata)
-
         for client_id in context.partition_keys:
-            stop_point(f"reading the week-to-date cache of client {client_id!r}")
+            # One transaction per client: a stop between clients leaves each whole.
+            end_if_stopped(
+                context,
+                f"reading the week-to-date cache of client {client_id!r}",
+                written,
+                {"clients": len(written), **table_metadata("current_week_cache", rows_written)},
+            )
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             start = week_start(today)
@@ -68,7 +65,6 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
                 continue
             result = summarize_days(daily)
             includes_today = bool((daily["date"] == today).any()) if not daily.empty else False
-            stop_point(f"about to write the week-to-date cache of client {client_id!r}")
             rows_written += warehouse.replace(
                 "current_week_cache",
                 [{"client_id": client_id}],
