@@ -43,7 +43,7 @@ from metrics_pipeline.domain.periods import local_today, month_start, week_start
 from metrics_pipeline.meta.accounts import client_zones
 from metrics_pipeline.partitions import DATE, RANGE_END, RANGE_START, client_blocks
 from metrics_pipeline.steps.failures import step_error
-from metrics_pipeline.stopping import requested_at, stop_requested
+from metrics_pipeline.stopping import stop_requested
 
 RAW_AND_DAILY = [AssetKey("meta_insights"), AssetKey("daily_kpi_data")]
 DAILY_ONLY = [AssetKey("daily_kpi_data")]
@@ -144,26 +144,14 @@ def validate_window(
         raise WindowError(f"--end {end} is in the future (the last day is {last})")
 
 
-def cancel_unfinished(
-    instance: DagsterInstance,
-    run_ids: list[str],
-    force: bool = False,
-    stopped_at: float | None = None,
-) -> None:
+def cancel_unfinished(instance: DagsterInstance, run_ids: list[str], force: bool = False) -> None:
     """Record these runs CANCELED: those still in flight, and with `force` those a stop
-    ended as failures (their steps failed because they were asked to stop: they failed at or
-    after `stopped_at`, the stop's time, when given). A run that succeeded stays SUCCESS."""
+    ended as failures (their steps failed because they were asked to stop)."""
     for run_id in run_ids:
-        record = instance.get_run_record_by_id(run_id)
-        if record is None or record.dagster_run.status == DagsterRunStatus.CANCELED:
+        run = instance.get_run_by_id(run_id)
+        if run is None or run.status == DagsterRunStatus.CANCELED:
             continue
-        run = record.dagster_run
-        ended_by_stop = (
-            force
-            and run.status == DagsterRunStatus.FAILURE
-            and (stopped_at is None or record.end_time is None or record.end_time >= stopped_at)
-        )
-        if not run.is_finished or ended_by_stop:
+        if not run.is_finished or (force and run.status == DagsterRunStatus.FAILURE):
             instance.report_run_canceled(run, message="Stopped on request")
 
 
@@ -425,7 +413,7 @@ def materialize_window(
         if stop_requested():
             # The steps end at their next stop point and fail; a run whose steps had all
             # finished stays SUCCESS.
-            cancel_unfinished(instance, [result.run_id], force=True, stopped_at=requested_at())
+            cancel_unfinished(instance, [result.run_id], force=True)
             raise WindowStopped(outcome)
         return result.success
 
