@@ -412,7 +412,7 @@ def test_a_stop_while_the_rates_feed_is_read_writes_no_rate_and_cancels_the_run(
     )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_between_runs_starts_no_run_and_says_none_was_in_flight(
     tmp_path, world, catalog, signum
 ):
