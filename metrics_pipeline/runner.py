@@ -23,6 +23,7 @@ from dagster import (
     DagsterRunStatus,
     Definitions,
     LoggerDefinition,
+    RunsFilter,
     define_asset_job,
 )
 
@@ -73,7 +74,8 @@ class WindowError(ValueError):
 
 
 class WindowStopped(Exception):
-    """A stop was requested: the run in flight was recorded CANCELED and no other started."""
+    """A stop was requested and no further run started; the run in flight, if any, ended
+    CANCELED, or SUCCESS when its last step had finished before the stop could end it."""
 
     def __init__(self, outcome: WindowOutcome) -> None:
         super().__init__("stopped on request")
@@ -152,6 +154,108 @@ def cancel_unfinished(instance: DagsterInstance, run_ids: list[str], force: bool
             continue
         if not run.is_finished or (force and run.status == DagsterRunStatus.FAILURE):
             instance.report_run_canceled(run, message="Stopped on request")
+
+
+@dataclass
+class RunAtStop:
+    """One run of a stopped command, as the instance records it after the stop."""
+
+    run_id: str
+    job_name: str
+    status: str
+    in_flight: bool  # not ended when the stop came (or started after it)
+    stored: dict[str, int]  # asset -> partitions the run recorded as materialized (0: whole)
+
+    def stored_text(self) -> str:
+        if not self.stored:
+            return "nothing"
+        return ", ".join(
+            f"{asset} ({count} partition{'s' if count != 1 else ''})" if count else asset
+            for asset, count in self.stored.items()
+        )
+
+
+@dataclass
+class StopReport:
+    """What a stop did, read back from the instance's run records: the runs in flight when
+    it came (ended since, CANCELED or SUCCESS), and those that had finished before it."""
+
+    runs: list[RunAtStop]
+
+    @property
+    def in_flight(self) -> list[RunAtStop]:
+        return [r for r in self.runs if r.in_flight]
+
+    @property
+    def finished_before(self) -> list[RunAtStop]:
+        return [r for r in self.runs if not r.in_flight]
+
+    def describe(self) -> str:
+        parts = []
+        for run in self.in_flight:
+            if run.status == DagsterRunStatus.CANCELED.value:
+                parts.append(
+                    f"run {run.run_id} ({run.job_name}) is recorded CANCELED; "
+                    f"before the stop it stored {run.stored_text()}"
+                )
+            elif run.status == DagsterRunStatus.SUCCESS.value:
+                parts.append(
+                    f"the step in flight finished before it could stop: run {run.run_id} "
+                    f"({run.job_name}) is recorded SUCCESS and kept; it stored "
+                    f"{run.stored_text()}"
+                )
+            else:
+                parts.append(
+                    f"run {run.run_id} ({run.job_name}) is recorded {run.status}; "
+                    f"it stored {run.stored_text()}"
+                )
+        if not parts:
+            parts.append("no run was in flight when the stop came; none is recorded CANCELED")
+        parts.append("no further run started")
+        if self.finished_before:
+            done = [
+                r.job_name
+                if r.status == DagsterRunStatus.SUCCESS.value
+                else f"{r.job_name} ({r.status})"
+                for r in self.finished_before
+            ]
+            parts.append(f"finished before the stop: {', '.join(done)}")
+        return "; ".join(parts)
+
+
+def stored_by_asset(instance: DagsterInstance, run_id: str) -> dict[str, int]:
+    """Asset -> how many partitions the run recorded as materialized (0: unpartitioned)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
+    ).records
+    partitions: dict[str, set[str]] = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        keys = partitions.setdefault(event.asset_key.to_user_string(), set())
+        if event.partition is not None:
+            keys.add(str(event.partition))
+    return {asset: len(keys) for asset, keys in partitions.items()}
+
+
+def stop_report(instance: DagsterInstance, invocation: str, stopped_at: float) -> StopReport:
+    """The runs of one command (`INVOCATION_TAG`), as the instance records them after a stop
+    requested at `stopped_at` (seconds since the epoch): a run that had not ended by then was
+    in flight."""
+    records = instance.get_run_records(
+        RunsFilter(tags={INVOCATION_TAG: invocation}), ascending=True
+    )
+    return StopReport(
+        [
+            RunAtStop(
+                run_id=record.dagster_run.run_id,
+                job_name=record.dagster_run.job_name,
+                status=record.dagster_run.status.value,
+                in_flight=record.end_time is None or record.end_time >= stopped_at,
+                stored=stored_by_asset(instance, record.dagster_run.run_id),
+            )
+            for record in records
+        ]
+    )
 
 
 def materialized_partitions(
@@ -281,8 +385,9 @@ def materialize_window(
 ) -> WindowOutcome:
     """Materialise every layer for [start, end] (account-local days) and the given clients.
 
-    When a stop is requested (`metrics_pipeline.stopping`), the run in flight ends, is
-    recorded CANCELED, and WindowStopped is raised instead of starting the next run."""
+    When a stop is requested (`metrics_pipeline.stopping`), the run in flight ends at its
+    step's next stop point and is recorded CANCELED (or stays SUCCESS if its steps had
+    finished), and WindowStopped is raised instead of starting the next run."""
     from metrics_pipeline.clock import ClockResource  # the definitions' clock decides "now"
 
     with _as_a_run_sees_it((defs.resources or {}).get("clock")) as clock:
@@ -302,11 +407,17 @@ def materialize_window(
         if stop_requested():
             raise WindowStopped(outcome)
         echo(f"{name}: {first} .. {last}" if first else name)
+        # Printing can block (a terminal paused with Ctrl-S): a stop asked for meanwhile
+        # starts no run.
+        if stop_requested():
+            raise WindowStopped(outcome)
         result = run_stage(
             defs, instance, name, selection, first, last, tags, log_level, checks_of, loggers
         )
         outcome.stages.append(result)
         if stop_requested():
+            # The steps end at their next stop point and fail; a run whose steps had all
+            # finished stays SUCCESS.
             cancel_unfinished(instance, [result.run_id], force=True)
             raise WindowStopped(outcome)
         return result.success

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from metrics_pipeline.cli.stop import Stopped, exit_now, run_stoppable
+from metrics_pipeline.cli.stop import Stopped, exit_now, run_stoppable, tell
 
 DEMO_DAYS = 42
 # Dagster's own settings for runs over many partitions (docs/deployment.md): write the
@@ -222,7 +222,6 @@ def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: boo
     from metrics_pipeline.cli.console import cli_loggers
     from metrics_pipeline.runner import (
         INVOCATION_TAG,
-        WindowStopped,
         cancel_unfinished,
         materialize_window,
     )
@@ -259,13 +258,15 @@ def _run_window(defs, catalog, instance, start, end, clients, echo, verbose: boo
                 work, on_stop=lambda: cancel_unfinished(instance, runs_in_flight())
             )
     except Stopped as stop:
-        so_far = stop.work_error.outcome if isinstance(stop.work_error, WindowStopped) else None
-        done = [s.stage for s in so_far.stages if s.success] if so_far else []
-        print(
-            f"Stopped ({signal.Signals(stop.signum).name}): the run in progress is recorded "
-            f"CANCELED{'; finished: ' + ', '.join(done) if done else ''}. Days already stored "
-            f"are kept and the others untouched; resume with: {_resume_hint(start, end, clients)}",
-            file=sys.stderr,
+        from metrics_pipeline.runner import stop_report
+        from metrics_pipeline.stopping import requested_at
+
+        # What the stop did, as the instance records it: never a claim it does not back.
+        report = stop_report(instance, invocation, requested_at() or time.time())
+        tell(
+            f"Stopped ({signal.Signals(stop.signum).name}): {report.describe()}. Partitions "
+            "stored are whole and kept, the others untouched; resume with: "
+            f"{_resume_hint(start, end, clients)}"
         )
         if not stop.finished:
             exit_now(stop.exit_code)

@@ -12,11 +12,13 @@ closes, and the runs still in flight are recorded CANCELED first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,28 @@ from metrics_pipeline.stopping import request_stop
 
 GRACE_SECONDS = 20.0
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+_TERMINAL: list[int] = []  # a copy of the stderr the command started with
+
+
+def _keep_terminal() -> None:
+    """Keep a copy of stderr as it is before any run: while a step runs, Dagster's log
+    capture sends the process's stderr through a helper process, which a SIGTERM to the
+    process group ends, and what is printed then is lost."""
+    if not _TERMINAL:
+        # No file behind sys.stderr (e.g. captured in tests): lines go to sys.stderr.
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            _TERMINAL.append(os.dup(sys.stderr.fileno()))
+
+
+def tell(text: str) -> None:
+    """Print a line about stopping where the person who stopped the command reads it."""
+    if not _TERMINAL:
+        print(text, file=sys.stderr, flush=True)
+        return
+    sys.stderr.flush()
+    data = (text + "\n").encode()
+    while data:
+        data = data[os.write(_TERMINAL[0], data) :]
 
 
 class Stopped(Exception):
@@ -57,6 +81,10 @@ def run_stoppable(
             result["value"] = work()
         except BaseException as exc:  # handed to the main thread
             result["error"] = exc
+            # The frames' locals are let go here, on the thread that made them: among them
+            # are database connections, which SQLite lets only their own thread close (freed
+            # later on the main thread, each printed a traceback). The trace stays printable.
+            traceback.clear_frames(exc.__traceback__)
 
     received: list[int] = []
 
@@ -66,10 +94,9 @@ def run_stoppable(
             return
         received.append(signum)
         on_request()
-        print(
-            f"\nStopping ({signal.Signals(signum).name}): {announce}.", file=sys.stderr, flush=True
-        )
+        tell(f"\nStopping ({signal.Signals(signum).name}): {announce}.")
 
+    _keep_terminal()
     previous = {s: signal.signal(s, on_signal) for s in HANDLED}
     # SIGINT is blocked while the worker starts: it, and every process it spawns (Dagster's
     # log capture starts helpers), inherit the mask, so a Ctrl-C at the terminal (sent to the

@@ -32,7 +32,7 @@ from metrics_pipeline.steps.freshness import (
     REFRESH_WHEN_DAYS_CHANGE,
     WEEKLY_FRESHNESS,
 )
-from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -71,6 +71,14 @@ def _build_summary(
         written: list[tuple[str, date]] = []
         failures: list[str] = []
         for client_id, starts in dates_by_client(context.partition_keys).items():
+            # Each client's periods are written in one transaction: a stop between clients
+            # leaves every (client, period) whole or untouched.
+            end_if_stopped(
+                context,
+                f"summing {summary_type} summaries of client {client_id!r}",
+                written,
+                {"summaries": rows_written, **table_metadata("campaign_summaries", rows_written)},
+            )
             periods = [period_of(start) for start in starts]
             days = [d for p in periods for d in p.days()]
             try:

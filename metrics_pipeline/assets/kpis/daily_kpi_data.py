@@ -22,7 +22,7 @@ from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
-from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -127,6 +127,14 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
         failures: list[str] = []
         rows_written = 0
         for client_id, days in dates_by_client(context.partition_keys).items():
+            # A stop ends the step here, between clients: each client's days are written in
+            # one transaction, so what was written is whole and the rest untouched.
+            end_if_stopped(
+                context,
+                f"deriving daily_kpi_data for client {client_id!r}",
+                written,
+                {"partitions": len(written), **table_metadata("daily_kpi_data", rows_written)},
+            )
             client = catalog.client(client_id)
             scope = {"client_id": client_id, "date": days}
             collections = warehouse.read("meta_insight_collections", scope)

@@ -19,9 +19,10 @@ from metrics_pipeline.meta.client import CallSite, GraphApiClient
 from metrics_pipeline.meta.errors import RETRYABLE, MetaApiError
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
-from metrics_pipeline.steps.partial import finish, not_retried_when_futile
+from metrics_pipeline.steps.partial import end_stopped, finish, not_retried_when_futile
 from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
 from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.stopping import StopRequested, raise_if_stopped
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -37,6 +38,7 @@ def collect_objects(
     client: ClientConfig, api: GraphApiClient, warehouse: WarehouseResource, now: datetime
 ) -> int:
     """Store one client's campaigns, ad sets and ads; returns how many objects."""
+    raise_if_stopped(f"about to collect the ad objects of client {client.id!r}")
     account = resolve_account(api, client, warehouse, now)
     rows: list[dict[str, Any]] = []
     for edge, level in (("campaigns", "campaign"), ("adsets", "adset"), ("ads", "ad")):
@@ -85,10 +87,10 @@ def build_meta_ad_objects(catalog: Catalog):
     ) -> MaterializeResult:
         now = clock.now()
 
-        def collect(client_id: str, log: QueuedLog) -> int | MetaApiError:
+        def collect(client_id: str, log: QueuedLog) -> int | MetaApiError | StopRequested:
             try:
                 return collect_objects(catalog.client(client_id), meta.client(log), warehouse, now)
-            except MetaApiError as exc:
+            except (MetaApiError, StopRequested) as exc:
                 return exc
 
         with not_retried_when_futile():
@@ -97,15 +99,19 @@ def build_meta_ad_objects(catalog: Catalog):
             )
         counts = {c: n for c, n in outcomes.items() if isinstance(n, int)}
         errors = [e for e in outcomes.values() if isinstance(e, MetaApiError)]
+        metadata = {
+            "objects_by_client": counts,
+            "objects": sum(counts.values()),
+            **table_metadata("meta_ad_objects", sum(counts.values())),
+        }
+        if any(isinstance(o, StopRequested) for o in outcomes.values()):
+            # The clients written before the stop are whole and recorded.
+            end_stopped(context, "collecting meta_ad_objects", list(counts), metadata)
         return finish(
             context,
             list(counts),
             [str(e) for e in errors],
-            {
-                "objects_by_client": counts,
-                "objects": sum(counts.values()),
-                **table_metadata("meta_ad_objects", sum(counts.values())),
-            },
+            metadata,
             retryable=any(e.kind in RETRYABLE for e in errors),
         )
 

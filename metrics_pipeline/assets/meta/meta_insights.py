@@ -18,9 +18,10 @@ from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.partitions import contiguous_ranges, dates_by_client
 from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
-from metrics_pipeline.steps.partial import finish, not_retried_when_futile
+from metrics_pipeline.steps.partial import end_stopped, finish, not_retried_when_futile
 from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
 from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.stopping import StopRequested, raise_if_stopped
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -30,6 +31,7 @@ class ClientCollection:
     failures: list[str] = field(default_factory=list)
     retryable: bool = False
     rows: int = 0
+    stopped: bool = False  # a stop was asked for: the chunks stored before it are whole
 
     def absorb(self, other: "ClientCollection") -> None:
         self.written += other.written
@@ -48,6 +50,7 @@ def collect_client(
     """Fetch, validate and store one client's days; a bad day is refused, the rest stored."""
     outcome = ClientCollection()
     try:
+        raise_if_stopped(f"about to collect client {client.id!r}")
         account = resolve_account(api, client, warehouse, now)
         today = local_today(now, account.timezone)
         outcome.failures += [
@@ -68,6 +71,8 @@ def collect_client(
     except MetaApiError as exc:
         outcome.failures.append(str(exc))
         outcome.retryable = exc.kind in RETRYABLE
+    except StopRequested:
+        outcome.stopped = True
     return outcome
 
 
@@ -165,17 +170,14 @@ def build_meta_insights(catalog: Catalog):
         failures = [f for o in outcomes.values() for f in o.failures]
         retryable = any(o.retryable for o in outcomes.values())
         rows_by_client = {c: o.rows for c, o in outcomes.items() if o.rows}
-        return finish(
-            context,
-            written,
-            failures,
-            {
-                "rows_by_client": rows_by_client,
-                "rows": sum(rows_by_client.values()),
-                "partitions": len(written),
-                **table_metadata("meta_insights", sum(rows_by_client.values())),
-            },
-            retryable=retryable,
-        )
+        metadata = {
+            "rows_by_client": rows_by_client,
+            "rows": sum(rows_by_client.values()),
+            "partitions": len(written),
+            **table_metadata("meta_insights", sum(rows_by_client.values())),
+        }
+        if any(o.stopped for o in outcomes.values()):
+            end_stopped(context, "collecting meta_insights", written, metadata)
+        return finish(context, written, failures, metadata, retryable=retryable)
 
     return meta_insights

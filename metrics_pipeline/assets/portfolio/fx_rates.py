@@ -19,6 +19,7 @@ from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.fx import DayRate, rates_on, unstorable
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.freshness import FX_REFRESH
+from metrics_pipeline.steps.partial import end_if_stopped
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -63,6 +64,7 @@ def build_fx_rates(catalog: Catalog):
     ) -> MaterializeResult:
         days = [date.fromisoformat(key) for key in context.partition_keys]
         now = clock.now()
+        end_if_stopped(context, "about to read the ECB rates")
         rates = rates_on(fx.publications(), days, fx.max_rate_age_days)
         refuse_unstorable(rates, fx.feed_name())
         rows = [
@@ -76,6 +78,9 @@ def build_fx_rates(catalog: Catalog):
             }
             for rate in rates
         ]
+        # Reading the feed can take a while: a stop asked for meanwhile writes none of the
+        # days (they are written in one transaction).
+        end_if_stopped(context, "about to write fx_rates")
         written = warehouse.replace("fx_rates", [{"date": days}], rows)
         carried = sum(1 for r in rows if r["published_date"] != r["date"])
         return MaterializeResult(

@@ -18,6 +18,7 @@ from metrics_pipeline.domain.portfolio import converted_days, portfolio_periods
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.frames import read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.steps.partial import end_if_stopped
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -43,7 +44,10 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
     ) -> MaterializeResult:
         now = clock.now()
         # Through the one refusing reader, like every other store above daily_kpi_data.
-        frames = [read_daily_kpis(warehouse, client_id) for client_id in catalog.client_ids]
+        frames = []
+        for client_id in catalog.client_ids:
+            end_if_stopped(context, f"reading the daily KPIs of client {client_id!r}")
+            frames.append(read_daily_kpis(warehouse, client_id))
         daily = pd.concat(
             [frame[DAILY_COLUMNS] for frame in frames if not frame.empty]
             or [pd.DataFrame(columns=DAILY_COLUMNS)],

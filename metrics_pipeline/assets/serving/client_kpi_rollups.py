@@ -19,7 +19,7 @@ from metrics_pipeline.domain.summaries import summarize_windows
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
-from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -44,6 +44,13 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         failures: list[str] = []
         rows_written = 0
         for client_id in context.partition_keys:
+            # One transaction per client: a stop between clients leaves each whole.
+            end_if_stopped(
+                context,
+                f"reading the rollups of client {client_id!r}",
+                written,
+                {"clients": len(written), **table_metadata("client_kpi_rollups", rows_written)},
+            )
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             windows = rollup_windows(today)

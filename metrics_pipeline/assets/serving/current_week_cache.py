@@ -21,7 +21,7 @@ from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import CLIENT
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
-from metrics_pipeline.steps.partial import finish
+from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -48,6 +48,13 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         failures: list[str] = []
         rows_written = 0
         for client_id in context.partition_keys:
+            # One transaction per client: a stop between clients leaves each whole.
+            end_if_stopped(
+                context,
+                f"reading the week-to-date cache of client {client_id!r}",
+                written,
+                {"clients": len(written), **table_metadata("current_week_cache", rows_written)},
+            )
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
             start = week_start(today)
