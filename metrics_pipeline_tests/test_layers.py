@@ -26,6 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "metrics_pipeline.clock",
             "metrics_pipeline.partitions",
             "metrics_pipeline.env_settings",
+            "metrics_pipeline.text",
+            "metrics_pipeline.http_bounds",
         ),
     ),
     (
