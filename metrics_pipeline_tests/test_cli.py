@@ -6,15 +6,20 @@ import os
 import re
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
+from metrics_pipeline.checks.completeness import completeness_by_client
+from metrics_pipeline.checks.settings import CheckSettings
+from metrics_pipeline.config.clients import load_clients
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
+
+DEMO_CLIENTS = ("harbour_view_hotel", "canyon_lodge", "altstadt_apartments", "sakura_ryokan")
 
 # The console script installed beside this interpreter (the venv may not be on PATH).
 COMMAND = str(Path(sys.executable).with_name("metrics-pipeline"))
@@ -168,6 +173,36 @@ def test_the_demo_prints_a_summary_for_every_demo_client_and_leaves_a_deployment
     assert (home / "metrics_warehouse.sqlite").is_file()
     assert f"Warehouse: sqlite:///{home / 'metrics_warehouse.sqlite'}" in result.stdout
     assert not production.exists()
+    _assert_the_demo_history_is_whole(result.stdout, home)
+
+
+def _assert_the_demo_history_is_whole(stdout: str, home: Path) -> None:
+    """The demo's history starts on the Monday six weeks back, where its partitions start:
+    every client has every day from there to its last collected day, so the UI shows the
+    days filled and the completeness check, counting from that start, finds none missing."""
+    (window,) = [line for line in stdout.splitlines() if line.startswith("Materialising ")]
+    start, end = (date.fromisoformat(part) for part in window.split()[1:4:2])
+    assert start.weekday() == 0, start  # a Monday
+    assert 42 <= (end - timedelta(days=1) - start).days <= 48, (start, end)
+    assert f"  campaign_summaries/weekly: harbour_view_hotel|{start} .. " in stdout
+    # Clients whose zone has not begun the UTC date `end` are collected to the day before.
+    behind = {line.split(":")[1].strip() for line in stdout.splitlines() if "has not begun" in line}
+    with DagsterInstance.from_config(str(home)) as instance:
+        stored = {str(k) for k in instance.get_materialized_partitions(AssetKey("daily_kpi_data"))}
+    for client in DEMO_CLIENTS:
+        last = end - timedelta(days=1) if client in behind else end
+        days = [start + timedelta(days=n) for n in range((last - start).days + 1)]
+        assert {k for k in stored if k.startswith(client + "|")} == {
+            f"{client}|{day}" for day in days
+        }, client
+    # The completeness the check reports from that history start: every due day is stored.
+    warehouse = WarehouseResource(url=f"sqlite:///{home / 'metrics_warehouse.sqlite'}")
+    found = completeness_by_client(
+        load_clients(BUNDLED_CLIENTS), warehouse, start, datetime.now(UTC), CheckSettings()
+    )
+    missing = {client: c.missing for client, c in found.items()}
+    assert missing == {client: [] for client in DEMO_CLIENTS}
+    assert all(len(c.due) >= 41 for c in found.values())
 
 
 # Lines of the demo's output, as `_shape` writes them, that the README's sample must show.

@@ -407,7 +407,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from metrics_pipeline.cli.preflight import check_settings
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
     from metrics_pipeline.definitions import default_resources
-    from metrics_pipeline.domain.periods import last_live_day, month_start, week_start
+    from metrics_pipeline.domain.periods import last_live_day, week_start
     from metrics_pipeline.partitions import HISTORY_START_ENV
     from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
     from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
@@ -420,11 +420,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # Clients ahead of UTC already live in UTC tomorrow; the others are collected up to
     # their own today.
     end = last_live_day(now)
-    start = now.date() - timedelta(days=DEMO_DAYS)
-    # The demo's partitions start with its window (`--ui` reads the same), so the graph
-    # shows its days filled rather than a year of grey; from the window's first month or
-    # week, whichever begins first, so that month and week are partitions too.
-    history_start = min(month_start(start), week_start(start)).isoformat()
+    # From the Monday six weeks back: the demo's partitions start where its history starts
+    # (`--ui` reads the same), so every daily and weekly partition the UI shows is filled and
+    # the completeness check counts no day before it; months are partitions from the first
+    # one that begins inside the window.
+    start = week_start(now.date() - timedelta(days=DEMO_DAYS))
+    history_start = start.isoformat()
     catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), history_start)
     with SandboxServer(port=args.sandbox_port) as sandbox:
         # Where the demo runs is its own; the settings it keeps (limits, alert details)
@@ -553,12 +554,13 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-DEMO_HELP = """Run the whole graph for the bundled demo clients over the last six weeks: starts
-the bundled Meta sandbox on loopback, materialises every layer with its checks into its own
-instance and SQLite warehouse under ./.metrics_pipeline/dagster_home, and prints each
-client's last full week and week to date, the agency total and who is off pace. It sets
-aside DAGSTER_HOME, METRICS_WAREHOUSE_URL, META_* and the other deployment settings (and
-names those it ignored), so it never writes into a deployment."""
+DEMO_HELP = """Run the whole graph for the bundled demo clients from the Monday six weeks back:
+starts the bundled Meta sandbox on loopback, materialises every layer with its
+checks into its own instance and SQLite warehouse under
+./.metrics_pipeline/dagster_home, and prints each client's last full week and week
+to date, the agency total and who is off pace. It sets aside DAGSTER_HOME,
+METRICS_WAREHOUSE_URL, META_* and the other deployment settings (and names those it
+ignored), so it never writes into a deployment."""
 MATERIALIZE_HELP = """Materialise every layer (ad objects, raw insights and daily KPIs, weekly and
 monthly summaries, cache and rollups, exchange rates, portfolio) for a window of days, as
 Dagster runs in the instance of DAGSTER_HOME (default ./.metrics_pipeline/dagster_home) and
