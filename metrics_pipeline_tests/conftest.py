@@ -45,6 +45,29 @@ BUNDLED_CLIENTS = Path(__file__).parents[1] / "metrics_pipeline" / "config" / "d
 NOW = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
 
 
+# The longest test files, longest first: each runs on one worker from start to end, so they
+# start first and the short files fill the other workers around them (durations from the
+# `--durations` list a run prints).
+LONGEST_FIRST = (
+    "test_production_topology.py",
+    "test_idempotency.py",
+    "test_meta_faults.py",
+    "test_replace_not_upsert.py",
+    "test_end_to_end.py",
+    "test_crash_and_concurrency.py",
+    "test_late_attribution.py",
+    "test_checks_and_alerts.py",
+    "test_stop_reports.py",
+    "test_bench_smoke.py",
+    "test_meta_bounds.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
+
+
 @pytest.fixture(autouse=True)
 def _close_dagster_contexts_with_their_test() -> Iterator[None]:
     """Dagster's schedule and sensor contexts built with resources hold an ephemeral
