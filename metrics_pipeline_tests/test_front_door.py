@@ -257,7 +257,7 @@ def test_materialize_names_the_clients_file_it_read(monkeypatch, tmp_path, capsy
 # subcommand -> (words of its description, {option: what its help must say of its default})
 HELP = {
     "demo": (
-        "bundled demo clients over the last six weeks",
+        "bundled demo clients from the Monday six weeks back",
         {
             "--ui": "(default: off)",
             "--ui-port": "(default: 3000)",
