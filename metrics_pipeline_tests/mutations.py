@@ -41,7 +41,8 @@ IGNORED = shutil.ignore_patterns(
     "build",
     "artifacts",
 )
-PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider")
+# One process: a row runs a few tests, where starting workers would cost more than it saves.
+PYTEST = ("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-n", "0")
 ROW_TIMEOUT_SECONDS = 1800
 T = "metrics_pipeline_tests/"
 
@@ -458,6 +459,63 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    lines = distinct_problems(failures)",
         "    lines = list(failures)",
         (T + "test_front_door.py", "-k", "refused_token"),
+    ),
+    Mutation(
+        "secrets_resolved_for_runs",
+        "the command line hands Dagster its resolved settings, secrets included",
+        "metrics_pipeline/cli/main.py",
+        "        defs = build_definitions(catalog, default_resources(environ))",
+        "        defs = build_definitions(catalog, settings)",
+        (T + "test_secrets_in_storage.py",),
+    ),
+    Mutation(
+        "files_world_readable",
+        "the instance and warehouse the command line creates readable by everyone",
+        "metrics_pipeline/cli/main.py",
+        "    previous = os.umask(0o077)",
+        "    previous = os.umask(0o022)",
+        (T + "test_secrets_in_storage.py",),
+    ),
+    Mutation(
+        "webhook_follows_redirects",
+        "the alert webhook follows a redirect to another host",
+        "metrics_pipeline/automation/notifier.py",
+        "                allow_redirects=False,",
+        "                allow_redirects=True,",
+        (T + "test_alert_delivery.py", "-k", "redirected"),
+    ),
+    Mutation(
+        "amounts_half_even",
+        "Meta's amount strings rounded half to even, not half up",
+        "metrics_pipeline/domain/money.py",
+        "    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))",
+        "    return int((amount * 100).quantize(Decimal(1), rounding='ROUND_HALF_EVEN'))",
+        (T + "test_money_rules.py",),
+    ),
+    Mutation(
+        "spend_band_low_end_excluded",
+        "a projection exactly at 70 % of the budget counted as off pace",
+        "metrics_pipeline/domain/pacing.py",
+        "            if not goal * low / 100 <= projected <= goal * high / 100:",
+        "            if not goal * low / 100 < projected <= goal * high / 100:",
+        (T + "test_rule_boundaries.py", "-k", "spend_band"),
+    ),
+    Mutation(
+        "fresh_hour_exclusive",
+        "yesterday due only after the freshness hour, not from it",
+        "metrics_pipeline/domain/periods.py",
+        "1 if local.hour >= ready_hour else 2",
+        "1 if local.hour > ready_hour else 2",
+        (T + "test_rule_boundaries.py", "-k", "freshness_hour"),
+    ),
+    Mutation(
+        "portfolio_total_ratio_dropped",
+        "the portfolio's total rows lose their cost per reservation",
+        "metrics_pipeline/domain/portfolio.py",
+        "                    **totals_record(row),\n                }",
+        "                    **totals_record(row),\n                    "
+        '**({"cost_per_reservation": None} if client else {}),\n                }',
+        (T + "test_portfolio.py", "-k", "sqlite and converted_truth"),
     ),
 )
 
