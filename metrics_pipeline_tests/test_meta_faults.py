@@ -39,10 +39,14 @@ def run_window(fault_sandbox, catalog, instance, tmp_path):
     url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     defs = build_definitions(catalog, make_resources(fault_sandbox.url, url, **FAST))
 
-    def run(days: int):
+    def run(days: int, **settings):
+        runs_on = defs
+        if settings:
+            resources = make_resources(fault_sandbox.url, url, **FAST, **settings)
+            runs_on = build_definitions(catalog, resources)
         start = NOW.date() - timedelta(days=days + 1)
         end = NOW.date() - timedelta(days=2)
-        outcome = materialize_window(defs, catalog, instance, start, end)
+        outcome = materialize_window(runs_on, catalog, instance, start, end)
         return outcome, WarehouseResource(url=url), (start, end)
 
     return run
@@ -128,7 +132,9 @@ def test_never_retry_faults_fail_fast_and_keep_the_other_clients(
 ):
     fault = fault_sandbox.inject(kind, count=-1, route="insights", account="1000000002")
     started = time.monotonic()
-    outcome, warehouse, window = run_window(days=4)
+    # A wrongly retried fault gives up after 3 s of retries instead of the hour a transient
+    # error gets, so the assertions below fail within seconds, not after minutes.
+    outcome, warehouse, window = run_window(days=4, request_budget_seconds=3.0)
     elapsed = time.monotonic() - started
     assert not outcome.success
     assert fault.fired == 1  # asked once, never again
