@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from dagster import ConfigurableResource, EnvVar
+
+from metrics_pipeline.text import without_password
 
 log = logging.getLogger(__name__)
 _announced: set[str] = set()  # old variable names this process has said are deprecated
@@ -117,7 +118,7 @@ def http_url(value: str) -> str | None:
     if ok:
         return None
     # Neither a password in it nor a query (which may carry a key) is repeated.
-    shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value.split("?", 1)[0])
+    shown = without_password(value.split("?", 1)[0])
     return f"{shown!r} is not an http(s) URL; accepted: https://<host>[:<port>][/<path>]"
 
 

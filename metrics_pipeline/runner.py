@@ -225,16 +225,10 @@ class StopReport:
 
 def stored_by_asset(instance: DagsterInstance, run_id: str) -> dict[str, int]:
     """Asset -> how many partitions the run recorded as materialized (0: unpartitioned)."""
-    records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
-    ).records
-    partitions: dict[str, set[str]] = {}
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        keys = partitions.setdefault(event.asset_key.to_user_string(), set())
-        if event.partition is not None:
-            keys.add(str(event.partition))
-    return {asset: len(keys) for asset, keys in partitions.items()}
+    return {
+        asset.to_user_string(): len(keys)
+        for asset, keys in materialized_by_asset(instance, run_id).items()
+    }
 
 
 def stop_report(instance: DagsterInstance, invocation: str, stopped_at: float) -> StopReport:
@@ -258,18 +252,26 @@ def stop_report(instance: DagsterInstance, invocation: str, stopped_at: float) -
     )
 
 
+def materialized_by_asset(instance: DagsterInstance, run_id: str) -> dict[AssetKey, set[str]]:
+    """Asset -> the partition keys the run recorded as materialized (all of a ranged
+    success; none for an unpartitioned asset)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
+    ).records
+    found: dict[AssetKey, set[str]] = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        keys = found.setdefault(event.asset_key, set())
+        if event.partition is not None:
+            keys.add(str(event.partition))
+    return found
+
+
 def materialized_partitions(
     instance: DagsterInstance, run_id: str, asset_key: AssetKey
 ) -> set[str]:
     """Partition keys of `asset_key` that the run materialized (all of a ranged success)."""
-    records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
-    ).records
-    return {
-        str(r.event_log_entry.dagster_event.partition)
-        for r in records
-        if r.event_log_entry.dagster_event.asset_key == asset_key
-    }
+    return materialized_by_asset(instance, run_id).get(asset_key, set())
 
 
 def run_stage(

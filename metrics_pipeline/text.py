@@ -23,6 +23,15 @@ CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u20
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])")
 
 
+# user:password@ in a URL, for text that may not parse as a URL at all.
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def without_password(url: str) -> str:
+    """`url` with the password of its `user:password@` part shown as ***, parseable or not."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
 def readable(text: object, limit: int = MESSAGE_LIMIT) -> str:
     """`text` on one line: every escape sequence and control character becomes a space,
     runs of white space become one, and what is longer than `limit` is cut to end in `...`

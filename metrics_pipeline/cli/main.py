@@ -288,10 +288,11 @@ def cmd_materialize(args: argparse.Namespace) -> int:
     _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
     from metrics_pipeline.cli import preflight
+    from metrics_pipeline.definitions import check_settings
     from metrics_pipeline.warehouse.resource import WAREHOUSE_URL_ENV, sqlite_warehouse_url
 
     # Before anything is read, created or called: every setting, then the API version.
-    preflight.check_settings(os.environ)
+    check_settings(os.environ)
     preflight.check_api_version(os.environ, print)
     print(preflight.describe_clients_file(os.environ))
     catalog = build_catalog()
@@ -404,9 +405,8 @@ def _demo_environment() -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
-    from metrics_pipeline.cli.preflight import check_settings
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
-    from metrics_pipeline.definitions import default_resources
+    from metrics_pipeline.definitions import check_settings, default_resources
     from metrics_pipeline.domain.periods import last_live_day, week_start
     from metrics_pipeline.partitions import HISTORY_START_ENV
     from metrics_pipeline.sandbox.ecb_rates import FEED_PATH

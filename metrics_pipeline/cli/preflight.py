@@ -20,7 +20,6 @@ from metrics_pipeline.config.clients import (
     clients_file_path,
 )
 from metrics_pipeline.definitions import META_ENV
-from metrics_pipeline.definitions import check_settings as check_values
 from metrics_pipeline.env_settings import SettingError
 from metrics_pipeline.http_bounds import origin
 from metrics_pipeline.meta.client import connect_failure
@@ -40,12 +39,6 @@ PROBE_TIMEOUT_SECONDS = 10.0
 
 class SetupError(RuntimeError):
     """Something to fix before a run can start."""
-
-
-def check_settings(environ: Mapping[str, str]) -> None:
-    """Every setting `environ` gives, before anything is read, created or called: one
-    SettingError line naming each variable set to a value it cannot use and what it accepts."""
-    check_values(environ)
 
 
 def check_api_version(environ: Mapping[str, str], echo: Callable[[str], None]) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from metrics_pipeline.text import without_password
 from metrics_pipeline.warehouse import schema
 from metrics_pipeline.warehouse.bulk import insert_rows
 from metrics_pipeline.warehouse.errors import (
@@ -94,7 +95,7 @@ def url_problem(url: str) -> str | None:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        shown = without_password(url)
         return f"{shown!r} is not a database URL; accepted: {SUPPORTED_URLS}"
     shown = masked(parsed)
     if parsed.drivername not in SUPPORTED_DRIVERS:

@@ -49,15 +49,23 @@ def delivered(fault: Fault | None, response: FakeResponse, lock: threading.Lock)
 
 
 def _huge_body(fault: Fault, lock: threading.Lock) -> Generator[bytes, None, None]:
-    """A valid JSON body of `size_bytes`, counting into `fault.sent_bytes` the blocks the
-    peer accepted (each is counted when the next is asked for) before it hung up."""
+    """A valid JSON body of `size_bytes`."""
+    return padded_stream(fault, lock, b'{"data": [], "padding": "', b'"}')
+
+
+def padded_stream(
+    fault: Fault, lock: threading.Lock, opening: bytes, closing: bytes
+) -> Generator[bytes, None, None]:
+    """`opening`, `size_bytes` of padding, `closing`; counts into `fault.sent_bytes` the
+    blocks the peer accepted (each is counted when the next is asked for) before it hung
+    up."""
     sent = 0
     try:
-        yield b'{"data": [], "padding": "'
+        yield opening
         while sent < fault.size_bytes:
             yield b"x" * HUGE_BLOCK
             sent += HUGE_BLOCK
-        yield b'"}'
+        yield closing
     finally:
         with lock:
             fault.sent_bytes += sent

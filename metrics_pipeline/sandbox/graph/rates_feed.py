@@ -15,11 +15,13 @@ from dataclasses import replace
 
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.faults import Fault
+from metrics_pipeline.sandbox.graph.delivery import padded_stream
 from metrics_pipeline.sandbox.graph.messages import FakeResponse, Request
 from metrics_pipeline.sandbox.graph.state import SandboxState
 
 XML_TYPE = "text/xml"
-BLOCK = 65536
+# A huge feed: its opening, then padding inside a comment.
+FEED_OPENING = b'<?xml version="1.0" encoding="UTF-8"?>\n<!-- '
 # One gzip member inflating to a MiB; members concatenated are one valid gzip body.
 BOMB_MEMBER_BYTES = 1024 * 1024
 BOMB_MEMBERS_PER_WRITE = 64
@@ -46,7 +48,11 @@ def answer(state: SandboxState, request: Request, fault: Fault | None) -> FakeRe
     if kind == "feed_slow_body":
         return replace(response, pieces=max(1, fault.pieces), piece_delay=fault.delay_seconds)
     if kind == "feed_huge_body":
-        return FakeResponse(200, {"Content-Type": XML_TYPE}, stream=_huge(fault, state.lock))
+        return FakeResponse(
+            200,
+            {"Content-Type": XML_TYPE},
+            stream=padded_stream(fault, state.lock, FEED_OPENING, b" -->\n"),
+        )
     if kind == "feed_gzip_bomb":
         headers = {"Content-Type": XML_TYPE, "Content-Encoding": "gzip"}
         return FakeResponse(200, headers, stream=_gzip_bomb(fault, state.lock))
@@ -57,20 +63,6 @@ def answer(state: SandboxState, request: Request, fault: Fault | None) -> FakeRe
     if kind == "feed_entity_rate":
         return replace(response, body=_with_entity_rate(body))
     return response
-
-
-def _huge(fault: Fault, lock: threading.Lock) -> Generator[bytes, None, None]:
-    """The feed's opening, then `size_bytes` of padding inside a comment."""
-    sent = 0
-    try:
-        yield b'<?xml version="1.0" encoding="UTF-8"?>\n<!-- '
-        while sent < fault.size_bytes:
-            yield b"x" * BLOCK
-            sent += BLOCK
-        yield b" -->\n"
-    finally:
-        with lock:
-            fault.sent_bytes += sent
 
 
 def _gzip_bomb(fault: Fault, lock: threading.Lock) -> Generator[bytes, None, None]:
