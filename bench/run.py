@@ -3,9 +3,10 @@
     python bench/run.py                      # 20 clients x 90 days into PostgreSQL
     python bench/run.py --smoke              # 2 clients x 5 days: every figure, no target
 
-Prints, from one run: (1) the end-to-end backfill, (2) the floor and the ratio of the two,
-(3) one Dagster run per partition against one ranged run, (4) the current-week cache
-refresh over 30 and 365 days of history, (5) dashboard read latency, (6) peak memory.
+Prints, from one run: (1) the end-to-end backfill, (2) the floor (the bare loop with
+orjson) and the ratio of the two, (3) one Dagster run per partition against one ranged run,
+(4) the current-week cache refresh over 30 and 365 days of history, (5) dashboard read
+latency, (6) peak memory, (8) calls per stored row when Meta refuses big result pages.
 Writes the figures as JSON and a Markdown table to --out. It runs by hand, never as a
 timed test: the figures depend on the machine. The targets hold for the standard workload;
 a smoke run (`--smoke`) only shows that every figure is produced, so it judges none.
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from datetime import UTC, date, datetime, timedelta
@@ -30,6 +32,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
+from calls import calls_per_row
 from floor import run_floor
 from workload import SandboxProcess, Workload
 
@@ -47,14 +50,18 @@ COLLECTION_STAGE = "meta_insights + daily_kpi_data"
 STANDARD = {"clients": 20, "days": 90, "sample_days": 30, "reads": 1000, "cache_history": (30, 365)}
 SMOKE = {"clients": 2, "days": 5, "sample_days": 2, "reads": 50, "cache_history": (3, 10)}
 TARGETS = {
-    "backfill_over_floor": ("<=", 1.5),
+    "backfill_over_floor_orjson": ("<=", 1.2),
     "per_partition_over_range": (">=", 10.0),
     "cache_refresh_ratio": ("<=", 1.2),
     "cache_read_p99_ms": ("<", 5.0),
     "daily_read_p99_ms": ("<", 50.0),
-    "peak_rss_mib": ("<", 1024.0),
+    "peak_rss_mib": ("<", 512.0),
     "scaling_per_day_ratio": ("<=", 1.1),  # and >= 0.9: see _verdicts
+    "scaling_peak_rss_mib": ("<", 512.0),
+    "client_scaling_ratio": ("<=", 1.1),  # and >= 0.9: see _verdicts
 }
+# Ratios that must stay within 10 % either way (a linear cost).
+FLAT = ("scaling_per_day_ratio", "client_scaling_ratio")
 
 
 def _drop_database(admin_url: str, name: str) -> None:
@@ -86,16 +93,49 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def backfill(env: dict[str, str], start: date, end: date) -> dict:
-    """`metrics-pipeline materialize` as a user runs it: wall time, stages, peak RSS."""
+class _PeakRss:
+    """The high-water RSS of a process (`VmHWM`), read every 0.1 s while it runs. Not the
+    child's `ru_maxrss`: a forked child starts with its parent's high-water mark, so every
+    backfill after the bench process itself grew would report the bench's size."""
+
+    def __init__(self, pid: int) -> None:
+        self.mib = 0.0
+        self._path = Path(f"/proc/{pid}/status")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            try:
+                line = next(x for x in self._path.read_text().splitlines() if x.startswith("VmHWM"))
+            except (OSError, StopIteration):  # gone, or a zombie without memory
+                return
+            self.mib = max(self.mib, int(line.split()[1]) / 1024)
+            self._done.wait(0.1)
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def backfill(env: dict[str, str], start: date, end: date, profile: Path | None = None) -> dict:
+    """`metrics-pipeline materialize` as a user runs it: wall time, stages, peak RSS. With
+    `profile`, under py-spy (installed by hand: a measuring tool, not a dependency), whose
+    samples land there (raw, collapsed stacks); its peak RSS is then py-spy's own."""
     command = [
         sys.executable, "-m", "metrics_pipeline.cli.main", "materialize",
         "--start", str(start), "--end", str(end),
     ]  # fmt: skip
+    if profile is not None:
+        spy = Path(sys.executable).with_name("py-spy")
+        command = [str(spy), "record", "--subprocesses", "--format", "raw", "--rate", "50",
+                   "--nonblocking", "-o", str(profile), "--", *command]  # fmt: skip
     began = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    peak = _PeakRss(process.pid)
     stages, output = [], []
     assert process.stdout is not None
     for line in process.stdout:
@@ -104,12 +144,13 @@ def backfill(env: dict[str, str], start: date, end: date) -> dict:
             stages.append((round(time.perf_counter() - began, 2), line.split(":")[0]))
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - began
+    peak.stop()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("the backfill failed:\n" + "\n".join(output[-40:]))
     return {
         "seconds": round(wall, 2),
         "stage_starts": stages,
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak.mib, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "output_tail": output[-3:],
     }
@@ -224,24 +265,16 @@ def _verdicts(figures: dict) -> dict[str, bool]:
             continue
         value = figures[name]
         verdicts[name] = {"<=": value <= bound, ">=": value >= bound, "<": value < bound}[op]
-    if "scaling_per_day_ratio" in verdicts:  # linear within 10 % either way
-        verdicts["scaling_per_day_ratio"] &= figures["scaling_per_day_ratio"] >= 0.9
+    for name in FLAT:  # linear within 10 % either way
+        if name in verdicts:
+            verdicts[name] &= figures[name] >= 0.9
     return verdicts
 
 
-def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
-    """The figures as a table; `verdicts` None: a smoke run, whose targets are not judged."""
+def _run_and_read_rows(figures: dict) -> list[tuple[str, object, str]]:
+    """Figures 3-5: runs per partition against a range, cache refresh, dashboard reads."""
     short, long = figures["cache_history_days"]
-    rows = [
-        ("1. End-to-end backfill", f"{figures['backfill_seconds']} s", ""),
-        ("2. Floor (bare fetch + COPY)", f"{figures['floor_seconds']} s", ""),
-        ("   backfill / floor", figures["backfill_over_floor"], "backfill_over_floor"),
-        (
-            "   floor reading JSON with orjson, as the pipeline does",
-            f"{figures['floor_orjson_seconds']} s",
-            "",
-        ),
-        ("   backfill / that floor", figures["backfill_over_floor_orjson"], ""),
+    return [
         (
             f"3. Run per partition, {figures['sample_partitions']} partitions of one client",
             f"{figures['sample_per_partition_seconds']} s",
@@ -276,8 +309,34 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
         ("   cache read, p99", f"{figures['cache_read_p99_ms']} ms", "cache_read_p99_ms"),
         ("   90-day KPI read, median", f"{figures['daily_read_median_ms']} ms", ""),
         ("   90-day KPI read, p99", f"{figures['daily_read_p99_ms']} ms", "daily_read_p99_ms"),
-        ("6. Peak RSS of the backfill", f"{figures['peak_rss_mib']} MiB", "peak_rss_mib"),
     ]
+
+
+def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
+    """The figures as a table; `verdicts` None: a smoke run, whose targets are not judged."""
+    rows = [
+        ("1. End-to-end backfill", f"{figures['backfill_seconds']} s", ""),
+        (
+            "   per client-day",
+            f"{figures['backfill_ms_per_client_day']} ms",
+            "",
+        ),
+        (
+            "2. Floor: bare fetch + COPY, JSON with orjson",
+            f"{figures['floor_orjson_seconds']} s",
+            "",
+        ),
+        (
+            "   backfill / floor",
+            figures["backfill_over_floor_orjson"],
+            "backfill_over_floor_orjson",
+        ),
+        ("   the same floor with the stdlib json", f"{figures['floor_seconds']} s", ""),
+        ("   backfill / that floor", figures["backfill_over_floor"], ""),
+    ]
+    if "sample_partitions" in figures:
+        rows += _run_and_read_rows(figures)
+    rows.append(("6. Peak RSS of the backfill", f"{figures['peak_rss_mib']} MiB", "peak_rss_mib"))
     if "scaling_days" in figures:
         rows += [
             (
@@ -290,7 +349,56 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
                 figures["scaling_per_day_ratio"],
                 "scaling_per_day_ratio",
             ),
-            ("   its peak RSS", f"{figures['scaling_peak_rss_mib']} MiB", ""),
+            (
+                f"   peak RSS of the {figures['scaling_days']}-day backfill",
+                f"{figures['scaling_peak_rss_mib']} MiB",
+                "scaling_peak_rss_mib",
+            ),
+        ]
+    rows += [
+        (
+            f"8. Calls per stored row, {figures['calls_rows']} rows: clean (pages of 500)",
+            figures["calls_per_row_clean"],
+            "",
+        ),
+        (
+            "   every result page above 100 rows refused (reduce the amount of data)",
+            figures["calls_per_row_refused_pages"],
+            "",
+        ),
+        (
+            "   ideal: pages of 62 rows (the accepted size) from the start",
+            figures["calls_per_row_ideal"],
+            "",
+        ),
+        (
+            "   calls beyond the ideal with pages refused",
+            figures["calls_refused_pages"] - figures["calls_ideal"],
+            "",
+        ),
+    ]
+    if "client_scaling_clients" in figures:
+        few, many = figures["client_scaling_clients"]
+        days = figures["client_scaling_days"]
+        rows += [
+            (
+                f"9. Backfill, {few} clients x {days} days, per client-day",
+                f"{figures['client_scaling_few_ms']} ms "
+                f"({figures['client_scaling_few_seconds']} s)",
+                "",
+            ),
+            (
+                f"   {many} clients x {days} days, per client-day",
+                f"{figures['client_scaling_many_ms']} ms "
+                f"({figures['client_scaling_many_seconds']} s)",
+                "",
+            ),
+            (
+                f"   cost per client-day, {many} / {few} clients",
+                figures["client_scaling_ratio"],
+                "client_scaling_ratio",
+            ),
+            (f"   peak RSS, {many} clients", f"{figures['client_scaling_many_rss_mib']} MiB", ""),
         ]
     lines = ["| Figure | Value | Target |", "|---|---|---|"]
     for label, value, target in rows:
@@ -307,6 +415,67 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
     return "\n".join(lines)
 
 
+def _environment(sandbox_url: str, warehouse_db: str, dagster_db: str, clients_file: Path,
+                 home: Path, now: datetime, oldest: date) -> dict[str, str]:  # fmt: skip
+    """What `metrics-pipeline materialize` reads: the bench's sandbox, databases, clients."""
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_URL": dagster_db,
+        "METRICS_WAREHOUSE_URL": warehouse_db,
+        "METRICS_CLIENTS_FILE": str(clients_file),
+        "METRICS_AS_OF": now.isoformat(),
+        "METRICS_HISTORY_START": str(oldest),
+        "METRICS_AUTOMATION": "off",
+        "META_API_BASE_URL": sandbox_url,
+        "METRICS_FX_RATES_URL": sandbox_url + FEED_PATH,
+        "META_API_VERSION": API_VERSION,
+        "META_ACCESS_TOKEN": TOKEN,
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        **RANGED_RUN_EVENT_SETTINGS,  # as docs/deployment.md sets them in production
+    }
+
+
+def _fresh_pair(args: argparse.Namespace) -> tuple[str, str]:
+    """Empty warehouse and Dagster databases."""
+    return (
+        _fresh_database(args.postgres_url, args.database_prefix),
+        _fresh_database(args.postgres_url, f"{args.database_prefix}_dagster"),
+    )
+
+
+def client_scaling(args: argparse.Namespace, work: Path, now: datetime, end: date) -> dict:
+    """The same days for `args.clients` and for `args.scaling_clients` clients, each on
+    fresh databases, against one sandbox of the larger workload: cost per client-day."""
+    days = args.scaling_clients_days
+    many = Workload(args.scaling_clients, days)
+    start = end - timedelta(days=days - 1)
+    figures: dict = {"client_scaling_clients": [args.clients, args.scaling_clients]}
+    figures["client_scaling_days"] = days
+    with SandboxProcess(many, now.date(), now) as sandbox_url:
+        for label, clients in (("few", args.clients), ("many", args.scaling_clients)):
+            home = work / f"home_{clients}"
+            home.mkdir()
+            shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+            clients_file = Workload(clients, days).write_clients_file(work / f"c{clients}.yaml")
+            warehouse_db, dagster_db = _fresh_pair(args)
+            env = _environment(
+                sandbox_url, warehouse_db, dagster_db, clients_file, home, now,
+                start - timedelta(days=7),
+            )  # fmt: skip
+            result = backfill(env, start, end)
+            figures[f"client_scaling_{label}_seconds"] = result["seconds"]
+            figures[f"client_scaling_{label}_ms"] = round(
+                1000 * result["seconds"] / (clients * days), 1
+            )
+            figures[f"client_scaling_{label}_rss_mib"] = result["peak_rss_mib"]
+            print(f"(9) {clients} clients x {days} days: {result['seconds']} s", flush=True)
+    figures["client_scaling_ratio"] = round(
+        figures["client_scaling_many_ms"] / figures["client_scaling_few_ms"], 2
+    )
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -321,6 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-history", type=int, nargs=2, help="default 30 365")
     parser.add_argument("--reads", type=int, help="default 1000 (smoke: 50)")
     parser.add_argument(
+        "--backfill-only",
+        action="store_true",
+        help="figures 1, 2, 6-9 only: no runs per partition, cache refresh or reads",
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
             "METRICS_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -333,6 +507,19 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=0,
         help="also time a backfill this long (e.g. 365) and compare its cost per day",
+    )
+    parser.add_argument(
+        "--scaling-clients",
+        type=int,
+        default=0,
+        help="also time --clients and this many clients (e.g. 100) over --scaling-clients-days "
+        "and compare their cost per client-day",
+    )
+    parser.add_argument("--scaling-clients-days", type=int, default=30)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record the backfill of figure 1 with py-spy into this file (collapsed stacks)",
     )
     parser.add_argument("--keep-databases", action="store_true", help="for a look afterwards")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -351,30 +538,14 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir()
     # The production storage settings.
     shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    warehouse_db = _fresh_database(args.postgres_url, args.database_prefix)
-    dagster_db = _fresh_database(args.postgres_url, f"{args.database_prefix}_dagster")
+    warehouse_db, dagster_db = _fresh_pair(args)
     clients_file = workload.write_clients_file(work / "clients.yaml")
     print(f"workload: {args.clients} clients x {args.days} days ({start} .. {end})", flush=True)
 
     figures: dict = {"clients": args.clients, "days": args.days}
     with SandboxProcess(workload, now.date(), now) as sandbox_url:
-        env = {
-            **os.environ,
-            "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_URL": dagster_db,
-            "METRICS_WAREHOUSE_URL": warehouse_db,
-            "METRICS_CLIENTS_FILE": str(clients_file),
-            "METRICS_AS_OF": now.isoformat(),
-            "METRICS_HISTORY_START": str(oldest),
-            "METRICS_AUTOMATION": "off",
-            "META_API_BASE_URL": sandbox_url,
-            "METRICS_FX_RATES_URL": sandbox_url + FEED_PATH,
-            "META_API_VERSION": API_VERSION,
-            "META_ACCESS_TOKEN": TOKEN,
-            "DAGSTER_DISABLE_TELEMETRY": "1",
-            **RANGED_RUN_EVENT_SETTINGS,  # as docs/deployment.md sets them in production
-        }
-        result = backfill(env, start, end)
+        env = _environment(sandbox_url, warehouse_db, dagster_db, clients_file, home, now, oldest)
+        result = backfill(env, start, end, args.profile)
         engine = sa.create_engine(warehouse_db)
         with engine.connect() as connection:
             rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
@@ -383,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
         figures.update(
             insight_rows=rows,
             backfill_seconds=result["seconds"],
+            backfill_ms_per_client_day=round(
+                1000 * result["seconds"] / (args.clients * args.days), 1
+            ),
             backfill_cpu_seconds=result["cpu_seconds"],
             stage_starts=result["stage_starts"],
             peak_rss_mib=result["peak_rss_mib"],
@@ -390,11 +564,12 @@ def main(argv: list[str] | None = None) -> int:
 
         floor_url = _schema_url(warehouse_db, "floor")
         accounts = [spec.account_id for spec in workload.accounts()]
-        # The floor as specified, then the same loop reading and writing JSON with orjson, as
-        # the pipeline does: how much of the ratio is the JSON library, not the pipeline.
+        # The floor: the same pages fetched and the same rows COPYed by a bare loop reading
+        # and writing JSON with orjson, as the pipeline does; the stdlib `json` loop for
+        # information (how much of a ratio is the JSON library, not the pipeline).
         for label, suffix, fast_json in (
-            ("(2) floor", "", False),
-            ("(2b) floor with orjson", "_orjson", True),
+            ("(2) floor with orjson", "_orjson", True),
+            ("(2b) floor with the stdlib json", "", False),
         ):
             began = time.perf_counter()
             loaded = run_floor(
@@ -406,46 +581,14 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"backfill_over_floor{suffix}"] = round(result["seconds"] / seconds, 2)
             print(f"{label}: {seconds} s", flush=True)
 
-        sample = [end - timedelta(days=n) for n in range(args.sample_days)][::-1]
-        comparison = per_partition_vs_range(env, workload.client_ids()[0], sample)
-        figures.update(comparison)
-        # The whole workload as one run per partition would take clients x days runs; each
-        # costs about the median measured above (its work is one partition's).
-        partitions = args.clients * args.days
-        figures["per_partition_seconds"] = round(
-            comparison["per_partition_run_median_seconds"] * partitions, 1
-        )
-        figures["range_seconds"] = round(
-            _stage_seconds(result["stage_starts"], result["seconds"], COLLECTION_STAGE), 2
-        )
-        figures["per_partition_over_range"] = round(
-            figures["per_partition_seconds"] / figures["range_seconds"], 1
-        )
-        print(f"(3) per partition vs range: {comparison}", flush=True)
-
-        figures["cache_history_days"] = list(args.cache_history)
-        refresh = []
-        for label, history in zip(("short", "long"), args.cache_history, strict=True):
-            schema_env = {**env, "METRICS_WAREHOUSE_URL": _schema_url(warehouse_db, f"h{history}")}
-            step, run = cache_refresh(schema_env, workload.client_ids()[0], end, history, 21)
-            refresh.append(step)
-            figures[f"cache_refresh_{label}_ms"] = round(step * 1000, 1)
-            figures[f"cache_refresh_{label}_run_ms"] = round(run * 1000, 1)
-        figures["cache_refresh_ratio"] = round(refresh[1] / refresh[0], 2)
-        print(f"(4) cache refresh (step, s): {refresh}", flush=True)
-
-        figures.update(read_latency(warehouse_db, workload.client_ids()[0], end, args.reads))
+        if not args.backfill_only:
+            figures.update(runs_and_reads(args, env, workload, warehouse_db, end, result, figures))
 
         if args.scaling_days:
             # The same clients over a longer window, on fresh databases: the cost per day
             # should stay what it was (a linear backfill).
-            long_env = {
-                **env,
-                "METRICS_WAREHOUSE_URL": _fresh_database(args.postgres_url, args.database_prefix),
-                "DAGSTER_PG_URL": _fresh_database(
-                    args.postgres_url, f"{args.database_prefix}_dagster"
-                ),
-            }
+            long_env = {**env}
+            long_env["METRICS_WAREHOUSE_URL"], long_env["DAGSTER_PG_URL"] = _fresh_pair(args)
             long_start = end - timedelta(days=args.scaling_days - 1)
             long = backfill(long_env, long_start, end)
             figures["scaling_days"] = args.scaling_days
@@ -455,6 +598,12 @@ def main(argv: list[str] | None = None) -> int:
                 (long["seconds"] / args.scaling_days) / (result["seconds"] / args.days), 2
             )
             print(f"(7) {args.scaling_days}-day backfill: {long['seconds']} s", flush=True)
+
+    sample = Workload(min(4, args.clients), args.days)
+    figures.update(calls_per_row(sample, start, end, now))
+    print(f"(8) calls per row: {figures['calls_per_row_refused_pages']}", flush=True)
+    if args.scaling_clients:
+        figures.update(client_scaling(args, work, now, end))
     figures["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -473,6 +622,49 @@ def main(argv: list[str] | None = None) -> int:
         for name in (args.database_prefix, f"{args.database_prefix}_dagster"):
             _drop_database(args.postgres_url, name)
     return 0 if verdicts is None or all(verdicts.values()) else 1
+
+
+def runs_and_reads(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    workload: Workload,
+    warehouse_db: str,
+    end: date,
+    result: dict,
+    figures: dict,
+) -> dict:
+    """Figures 3-5 on the backfilled warehouse."""
+    found: dict = {}
+    sample = [end - timedelta(days=n) for n in range(args.sample_days)][::-1]
+    comparison = per_partition_vs_range(env, workload.client_ids()[0], sample)
+    found.update(comparison)
+    # The whole workload as one run per partition would take clients x days runs; each
+    # costs about the median measured above (its work is one partition's).
+    partitions = args.clients * args.days
+    found["per_partition_seconds"] = round(
+        comparison["per_partition_run_median_seconds"] * partitions, 1
+    )
+    found["range_seconds"] = round(
+        _stage_seconds(result["stage_starts"], result["seconds"], COLLECTION_STAGE), 2
+    )
+    found["per_partition_over_range"] = round(
+        found["per_partition_seconds"] / found["range_seconds"], 1
+    )
+    print(f"(3) per partition vs range: {comparison}", flush=True)
+
+    found["cache_history_days"] = list(args.cache_history)
+    refresh = []
+    for label, history in zip(("short", "long"), args.cache_history, strict=True):
+        schema_env = {**env, "METRICS_WAREHOUSE_URL": _schema_url(warehouse_db, f"h{history}")}
+        step, run = cache_refresh(schema_env, workload.client_ids()[0], end, history, 21)
+        refresh.append(step)
+        found[f"cache_refresh_{label}_ms"] = round(step * 1000, 1)
+        found[f"cache_refresh_{label}_run_ms"] = round(run * 1000, 1)
+    found["cache_refresh_ratio"] = round(refresh[1] / refresh[0], 2)
+    print(f"(4) cache refresh (step, s): {refresh}", flush=True)
+
+    found.update(read_latency(warehouse_db, workload.client_ids()[0], end, args.reads))
+    return found
 
 
 if __name__ == "__main__":

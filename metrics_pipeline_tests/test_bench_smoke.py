@@ -35,6 +35,10 @@ FIGURES = (
     "daily_read_median_ms",
     "daily_read_p99_ms",
     "peak_rss_mib",
+    "backfill_ms_per_client_day",
+    "calls_per_row_clean",
+    "calls_per_row_refused_pages",
+    "calls_per_row_ideal",
 )
 
 
@@ -78,5 +82,5 @@ def test_the_benchmark_reports_every_figure(tmp_path):
     assert figures["insight_rows"] == _true_row_count(workload, 5)
     table = (tmp_path / "latest.md").read_text()
     for label in ("1. End-to-end backfill", "2. Floor", "3. Run per partition", "4. Cache refresh",
-                  "5. Cache read", "6. Peak RSS"):  # fmt: skip
+                  "5. Cache read", "6. Peak RSS", "8. Calls per stored row"):  # fmt: skip
         assert label in table

@@ -111,6 +111,24 @@ def test_failed_reports_are_retried_then_split(failures, fault_sandbox, run_wind
     assert_equals_ground_truth(warehouse, world, catalog, window)
 
 
+def test_a_split_reports_pieces_are_started_side_by_side(fault_sandbox, run_window, world, catalog):
+    """Every piece's job is started before the first of them is polled, so Meta computes
+    them together and the split waits about as long as its slowest piece."""
+    account = "1000000003"
+    fault_sandbox.inject("report_failed", count=2, account=account)
+    outcome, warehouse, window = run_window(days=12)
+    assert outcome.success, outcome.errors
+    calls = [(r["method"], r["path"]) for r in fault_sandbox.state.requests if account in r["path"]]
+    jobs = [i for i, (method, path) in enumerate(calls) if method == "POST"]
+    pieces = jobs[2:]  # the job and its retry failed: one piece per campaign
+    assert len(pieces) == len(world.account(account).campaigns) > 1, calls
+    first_poll = next(
+        i for i, (_, path) in enumerate(calls) if i > pieces[0] and "/report_" in path
+    )
+    assert pieces[-1] < first_poll, calls
+    assert_equals_ground_truth(warehouse, world, catalog, window)
+
+
 def test_a_stalled_report_is_abandoned_and_split(fault_sandbox, run_window, world, catalog):
     fault = fault_sandbox.inject("report_stalled", count=2, account="1000000001")
     outcome, warehouse, window = run_window(days=12)
@@ -138,7 +156,10 @@ def test_never_retry_faults_fail_fast_and_keep_the_other_clients(
     elapsed = time.monotonic() - started
     assert not outcome.success
     assert fault.fired == 1  # asked once, never again
-    assert elapsed < 30
+    # The whole 4-day window, every layer of the three other clients included, on a 2-core
+    # machine that may be running the suite's other workers; a retried fault alone would
+    # spend minutes.
+    assert elapsed < 60
     message = "\n".join(outcome.errors)
     assert "client 'canyon_lodge', account act_1000000002" in message
     assert meta_text in message

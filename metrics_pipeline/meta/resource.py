@@ -30,6 +30,12 @@ class MetaAdsResource(ConfigurableResource):
     base_url: str = DEFAULT_BASE_URL
     api_version: str = DEFAULT_API_VERSION
     page_size: int = 500
+    page_grow_after: int = Field(
+        default=50,
+        ge=1,
+        description="Clean result pages in a row before a page size Meta asked to reduce "
+        "doubles again (toward page_size).",
+    )
     max_parallel_accounts: int = Field(
         default=4,
         ge=1,

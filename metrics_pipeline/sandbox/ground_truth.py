@@ -69,7 +69,9 @@ def day_truth(world: World, account_id: str, day: date, revision: int, today: da
             if events is None:
                 continue
             row = Totals(
-                spend=_major(events.spend_minor, account.exponent),
+                # A spend written with a digit past the minor unit is stored to the minor
+                # unit, half up: "0.125" is 0.13, "0.124" is 0.12.
+                spend=_major(events.spend_minor + (events.spend_sub >= 5), account.exponent),
                 impressions=events.impressions,
                 clicks=events.clicks,
                 click_to_call=events.calls_native + events.calls_custom,

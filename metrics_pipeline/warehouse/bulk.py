@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from datetime import date, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -39,24 +40,44 @@ def _column_text(values: Sequence[Any]) -> Sequence[str]:
             else str(value)
             for value in values
         ]
+    # Dates and times repeat (a chunk's few days, one collection time) and their str() is
+    # slow: each distinct value is converted once. Dates by value; times by identity, since
+    # equal instants at different offsets have different texts.
+    if kinds <= {date, type(None)}:
+        texts = {value: NULL if value is None else str(value) for value in set(values)}
+        return list(map(texts.__getitem__, values))
+    if kinds <= {datetime, type(None)}:
+        unique = {id(value): value for value in values}
+        by_id = {key: NULL if value is None else str(value) for key, value in unique.items()}
+        return [by_id[id(value)] for value in values]
     if type(None) in kinds:
         return [NULL if value is None else str(value) for value in values]
     return list(map(str, values))
 
 
-def copy_rows(connection: Connection, table: Table, records: Sequence[dict[str, Any]]) -> None:
-    """COPY `records` in COPY's text format; the database parses each value with its
-    column's type. Only text needs escaping; None is COPY's NULL."""
-    names = [c.name for c in table.columns]
-    # Rows as tuples in column order, then transposed: both steps run in C.
+# Rows per COPY: each batch's text is built and sent before the next, so a write's memory
+# is one batch's text, not the whole partition's (a 31-day chunk is about 6,000 rows).
+COPY_BATCH_ROWS = 1000
+
+
+def _copy_text(names: list[str], records: Sequence[dict[str, Any]]) -> str:
+    """`records` as COPY text. Rows as tuples in column order, then transposed: both steps
+    run in C."""
     rows = list(map(itemgetter(*names), records))
     columns = [_column_text(column) for column in zip(*rows, strict=True)]
-    text = "\n".join(map("\t".join, zip(*columns, strict=True)))
-    buffer = io.StringIO(text + "\n" if records else "")
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+
+
+def copy_rows(connection: Connection, table: Table, records: Sequence[dict[str, Any]]) -> None:
+    """COPY `records` in COPY's text format, in batches of COPY_BATCH_ROWS; the database
+    parses each value with its column's type. Only text needs escaping; None is COPY's NULL."""
+    names = [c.name for c in table.columns]
     quoted = ", ".join(f'"{c}"' for c in names)
     cursor = connection.connection.cursor()
     try:
-        cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', buffer)
+        for first in range(0, len(records), COPY_BATCH_ROWS):
+            text = _copy_text(names, records[first : first + COPY_BATCH_ROWS])
+            cursor.copy_expert(f'COPY "{table.name}" ({quoted}) FROM STDIN', io.StringIO(text))
     finally:
         cursor.close()
 

@@ -100,6 +100,9 @@ def store_chunk(
         mapping=client.conversion_mapping,
         collected_at=now,
     )
+    # Parsed: Meta's decoded rows (several times the size of the parsed ones) are dropped
+    # before the write, so a chunk is never held twice. `raw` is this chunk's alone.
+    raw.clear()
     bad = parsed.bad_days(span)
     outcome.failures += summarize_problems(parsed.problems)
     for ignored in parsed.ignored:

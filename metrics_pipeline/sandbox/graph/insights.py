@@ -42,6 +42,14 @@ def serve(state: SandboxState, request: Request, account_id: str) -> dict[str, A
 
 def insight_rows(state: SandboxState, request: Request, account_id: str) -> list[dict]:
     """Every row the request asks for (level=ad, one row per ad, day and country)."""
+    return rows_to_compute(state, request, account_id)()
+
+
+def rows_to_compute(
+    state: SandboxState, request: Request, account_id: str
+) -> Callable[[], list[dict]]:
+    """The request checked now (an error is raised here), its rows computed when called:
+    a report job is accepted at once and computed afterwards, as Meta does."""
     account = known_account(state, account_id)
     if request.param("level", "account") != "ad":
         raise ApiError(400, 100, "(#100) The sandbox serves level=ad insights only")
@@ -75,31 +83,36 @@ def insight_rows(state: SandboxState, request: Request, account_id: str) -> list
     day_faults = state.faults.data_faults_by_day(account_id)
     # Like Meta since 2025-06-10: no reach for breakdowns starting over 13 months back.
     no_reach = bool(breakdowns) and since < months_before(today, REACH_MONTHS)
-    rows: list[dict] = []
-    day = since
-    while day <= until:
-        for ad in account.ads:
-            if ad.effective_status not in statuses:
-                continue
-            if ad.campaign_id not in wanted.get("campaign.id", {ad.campaign_id}):
-                continue
-            if ad.adset_id not in wanted.get("adset.id", {ad.adset_id}):
-                continue
-            for country in account.spec.countries:
-                events = state.world.events(account_id, ad, day, country, state.revision, today)
-                if events is None:
+    revision = state.revision  # the numbers as of the request, whenever they are computed
+
+    def compute() -> list[dict]:
+        rows: list[dict] = []
+        day = since
+        while day <= until:
+            for ad in account.ads:
+                if ad.effective_status not in statuses:
                     continue
-                row = _insight_row(account, ad, day, events, windows)
-                _corrupt_row(row, events, account.exponent, day_faults(day.isoformat()))
-                row = {k: v for k, v in row.items() if k in fields}
-                row["date_start"] = row["date_stop"] = day.isoformat()
-                if "country" in breakdowns:
-                    row["country"] = country
-                if no_reach:
-                    row.pop("reach", None)
-                rows.append(row)
-        day += timedelta(days=1)
-    return _mangle(day_faults, until, rows)
+                if ad.campaign_id not in wanted.get("campaign.id", {ad.campaign_id}):
+                    continue
+                if ad.adset_id not in wanted.get("adset.id", {ad.adset_id}):
+                    continue
+                for country in account.spec.countries:
+                    events = state.world.events(account_id, ad, day, country, revision, today)
+                    if events is None:
+                        continue
+                    row = _insight_row(account, ad, day, events, windows)
+                    _corrupt_row(row, events, account.exponent, day_faults(day.isoformat()))
+                    row = {k: v for k, v in row.items() if k in fields}
+                    row["date_start"] = row["date_stop"] = day.isoformat()
+                    if "country" in breakdowns:
+                        row["country"] = country
+                    if no_reach:
+                        row.pop("reach", None)
+                    rows.append(row)
+            day += timedelta(days=1)
+        return _mangle(day_faults, until, rows)
+
+    return compute
 
 
 def _insight_row(
@@ -122,8 +135,9 @@ def _insight_row(
         "impressions": str(events.impressions),
         "clicks": str(events.clicks),
         "reach": str(events.reach),
-        "spend": format_minor(events.spend_minor, account.exponent),
-        "ctr": f"{(events.clicks * 100 / events.impressions):.6f}",
+        "spend": format_minor(events.spend_minor, account.exponent)
+        + (str(events.spend_sub) if account.spec.sub_cent_spend else ""),
+        "ctr": f"{(events.clicks * 100 / events.impressions):.6f}" if events.impressions else "0",
     }
     row["actions"], row["action_values"] = actions_of(account, ad, day, events, windows)
     return row

@@ -6,6 +6,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,10 @@ class SandboxState:
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     throttled: int = 0  # throttling errors the sandbox has returned
     report_seconds: float = 1.0  # how long a report job takes to compute
+    # Where report jobs are computed after their start was answered, one at a time.
+    computing: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="sandbox-report")
+    )
     ecb: EcbRates = field(default_factory=EcbRates)  # the euro reference rates feed
     feed_requests: list[str] = field(default_factory=list)  # targets of the feed's requests
 
