@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from metrics_pipeline.config.clients import (
@@ -17,6 +19,26 @@ clients:
     name: Lakeside Inn
     meta_ad_account_id: act_42
 """
+
+
+def test_the_tracking_and_anomaly_watches_are_set_per_client():
+    (default,) = parse_clients(GOOD)
+    assert (default.tracking.enabled, default.tracking.conversions) == (True, "reservations")
+    assert default.tracking.rule.drop_pct == Decimal(10)
+    assert default.anomalies.rule.band_width == Decimal(10)
+    text = GOOD + (
+        "    tracking:\n      enabled: false\n      conversions: total_conversions\n"
+        "      drop_pct: 20\n      min_expected: 4\n"
+        "    anomalies:\n      band_width: 8\n      min_conversions: 2\n"
+    )
+    (client,) = parse_clients(text)
+    assert (client.tracking.enabled, client.tracking.conversions) == (False, "total_conversions")
+    assert (client.tracking.rule.drop_pct, client.tracking.rule.min_expected) == (Decimal(20), 4)
+    assert client.tracking.rule.spend_floor_pct == Decimal(25)
+    assert (client.anomalies.rule.band_width, client.anomalies.rule.min_conversions) == (
+        Decimal(8),
+        2,
+    )
 
 
 def test_a_minimal_client_gets_the_default_mapping():
@@ -56,6 +78,15 @@ def test_a_minimal_client_gets_the_default_mapping():
             GOOD + "    conversions:\n      reservations:\n        action_types: [purchase, "
             "omni_purchase]\n        combine: sum\n",
             "client 'lakeside', field 'conversions.reservations': combine 'sum' would add synonyms",
+        ),
+        (
+            GOOD + "    tracking:\n      conversions: bookings\n",
+            "client 'lakeside', field 'tracking.conversions': unknown conversion metric "
+            "'bookings'; use total_conversions, click_to_call",
+        ),
+        (
+            GOOD + "    anomalies:\n      min_factor: 1\n",
+            "client 'lakeside', field 'anomalies.min_factor': Input should be greater than 1",
         ),
         ("clients: [", "not valid YAML"),
     ],

@@ -242,6 +242,30 @@ def test_a_rate_jump_fails_the_rates_check(stack: Stack):
 
 
 @pytest.mark.parametrize(
+    ("step", "passes"),
+    [
+        (Decimal("0"), True),  # exactly 5 % above the publication before: the limit itself
+        (Decimal("0.000001"), False),  # one stored step (a millionth) more: 5.0001 %
+    ],
+)
+def test_the_shipped_rates_move_limit_is_5_percent_included(stack: Stack, step, passes):
+    day = date(2026, 11, 13)
+    previous, _ = stack.sandbox.state.ecb.rate_in_force("USD", date(2026, 11, 12), NOW)
+    stack.sandbox.state.ecb.correct("USD", day, previous * Decimal("1.05") + step)
+    try:
+        assert stack.run(FX, str(day), str(day)).success is passes
+        evaluation = latest_rates_evaluation(stack.instance)
+        offending = [] if passes else evaluation.metadata["offending_json"].value
+        assert evaluation.passed is passes
+        assert [(r["currency"], r["rule"]) for r in offending] == (
+            [] if passes else [("USD", "rate_move")]
+        )
+    finally:
+        stack.sandbox.state.ecb.corrections.clear()
+    assert stack.run(FX, str(day), str(day)).success
+
+
+@pytest.mark.parametrize(
     ("rate", "why"),
     [
         ("1E-7", "rounds to zero at the stored 6 decimals"),  # would be stored as 0.000000

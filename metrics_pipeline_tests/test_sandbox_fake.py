@@ -19,6 +19,7 @@ import pytest
 
 from metrics_pipeline.sandbox.graph import FakeGraphApi, FakeResponse
 from metrics_pipeline.sandbox.ground_truth import day_truth
+from metrics_pipeline.sandbox.world import World
 
 ACCOUNT = "1000000001"
 TOKEN = "fake-test-token"  # the fake accepts whatever it is given
@@ -252,6 +253,31 @@ def test_the_control_endpoint_takes_the_token_and_json_and_is_not_logged(api, no
     read = api.handle("GET", "/__sandbox/state", headers=AUTH).json()
     assert read["requests"] == answer["requests"]
     assert api.handle("GET", "/__sandbox/state").status == 401
+
+
+def test_the_control_endpoint_plants_broken_tracking_and_a_spend_spike(now):
+    fresh, planted = World(anchor=now.date()), World(anchor=now.date())
+    api = FakeGraphApi(planted, access_token=TOKEN, now=now)
+    broken, spiked = now.date() - timedelta(days=3), now.date() - timedelta(days=5)
+    changes = {
+        "plants": [
+            {"kind": "tracking_break", "account": "act_1000000002", "first": str(broken)},
+            {"kind": "spend_spike", "account": "1000000003", "day": str(spiked), "factor": 10},
+        ]
+    }
+    as_json = {**AUTH, "Content-Type": "application/json"}
+    body = json.dumps(changes).encode()
+    assert api.handle("POST", "/__sandbox/state", headers=as_json, body=body).status == 200
+    today = now.date()
+    before, after = (day_truth(w, "act_1000000002", broken, 0, today) for w in (fresh, planted))
+    assert before.reservations > 0 and after.reservations == 0
+    assert after.reservation_value == 0 and after.booking_step_1 == 0
+    assert (after.spend, after.click_to_call) == (before.spend, before.click_to_call)
+    before, after = (day_truth(w, "act_1000000003", spiked, 0, today) for w in (fresh, planted))
+    assert after.spend == before.spend * 10 and after.reservations == before.reservations
+    wrong = json.dumps({"plants": [{"kind": "outage", "account": "1000000001"}]}).encode()
+    refused = api.handle("POST", "/__sandbox/state", headers=as_json, body=wrong)
+    assert refused.status == 400 and "unknown plant kind 'outage'" in refused.json()["error"]
 
 
 def test_a_duplicate_rows_fault_repeats_each_row_of_its_day_only(api, world, now):

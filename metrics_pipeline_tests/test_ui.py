@@ -25,7 +25,7 @@ from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
-from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW, make_instance, make_resources
+from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW, home_instance, make_resources
 
 ROOT = Path(__file__).parents[1]
 ARTIFACTS = ROOT / "artifacts" / "ui"
@@ -86,6 +86,22 @@ def _open(browser, url: str, *texts: str) -> str:
     raise AssertionError(f"{url}: never showed {missing}")
 
 
+def _plots(browser, charts: tuple[str, ...]) -> None:
+    """Switch the asset's metadata to Plots and wait until each chart is drawn."""
+    browser.find_element(By.XPATH, "//button[normalize-space()='Plots']").click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        labels = browser.find_element(By.TAG_NAME, "body").text.splitlines()
+        drawn = len(browser.find_elements(By.TAG_NAME, "canvas"))
+        if all(chart in labels for chart in charts) and drawn >= len(charts):
+            heading = browser.find_element(By.XPATH, "//*[normalize-space()='Metadata']")
+            browser.execute_script("arguments[0].scrollIntoView();", heading)
+            time.sleep(1)
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"plots never drew {charts} ({drawn} charts)")
+
+
 @pytest.fixture
 def ui(world, catalog, tmp_path):
     if CHROMIUM is None or CHROMEDRIVER is None:
@@ -96,7 +112,7 @@ def ui(world, catalog, tmp_path):
     warehouse_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     port = _free_port()
     with SandboxServer(world, now=NOW) as sandbox:
-        with make_instance(home) as instance:
+        with home_instance(home) as instance:
             defs = build_definitions(catalog, make_resources(sandbox.url, warehouse_url))
             assert materialize_window(
                 defs,
@@ -195,6 +211,20 @@ def test_the_ui_shows_the_graph_checks_and_partitions(ui):
         "consistency",
         "completeness",
         "freshness",
+        "conversion_tracking",
+        "kpi_anomalies",
     )
     _screenshot(browser, ARTIFACTS / "daily_kpi_data_checks.png")
     assert (ARTIFACTS / "daily_kpi_data_partitions.png").stat().st_size > 10_000
+
+    # The KPIs each materialisation records are charted: Overview -> Metadata -> Plots, per
+    # partition for the daily rows, per materialisation for the portfolio.
+    for asset in ("daily_kpi_data", "portfolio_kpis"):
+        _open(
+            browser,
+            f"{base}/assets/{asset}",
+            "Metadata",
+            "latest_week" if asset[0] == "p" else "cpa",
+        )
+        _plots(browser, ("spend", "reservations", "roas", "cpa"))
+        _screenshot(browser, ARTIFACTS / f"{asset}_plots.png")

@@ -9,6 +9,8 @@ FRESHNESS = "freshness"
 API_VERSION = "api_version"
 RATES = "rates"
 PACING = "pacing"
+CONVERSION_TRACKING = "conversion_tracking"
+KPI_ANOMALIES = "kpi_anomalies"
 HISTORY_CHECKS = (COMPLETENESS, FRESHNESS)
 
 

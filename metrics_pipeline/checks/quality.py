@@ -93,13 +93,15 @@ def judge_day(row: Mapping[str, object], quality: QualityConfig) -> DayVerdict:
     applied += 1
     if impressions > 0 and spend == 0:
         fail("spend_present", f"{impressions} impressions but no spend")
-    if row.get("average_ctr") is not None:
+    # A ratio without a denominator (no impression, no click) is NULL: its rule does not
+    # apply, and it does not count towards the score.
+    if not _missing(row.get("average_ctr")):
         applied += 1
         ctr = Decimal(str(row["average_ctr"]))
         low, high = quality.ctr_percent
         if not low <= ctr <= high:
             fail("ctr_bounds", f"CTR {ctr}% outside [{low}, {high}]")
-    if row.get("average_cpc") is not None:
+    if not _missing(row.get("average_cpc")):
         applied += 1
         cpc = Decimal(str(row["average_cpc"]))
         low, high = quality.cpc

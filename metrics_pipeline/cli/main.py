@@ -392,6 +392,21 @@ def _print_portfolio(catalog, warehouse, now: datetime) -> None:
         print(line)
 
 
+def _print_watch_alerts(home: Path) -> None:
+    """The alerts of the tracking and anomaly checks, as check_alert_sensor sends them."""
+    from metrics_pipeline.cli.incidents import watch_alerts
+
+    with _open_instance(home) as instance:
+        messages = watch_alerts(instance)
+    print("\nalerts (check_alert_sensor sends each once, to the webhook and email configured):")
+    for subject, body in messages:
+        print(f"  {subject}")
+        for line in body.splitlines():
+            print(f"    {line}")
+    if not messages:
+        print("  none")
+
+
 def _demo_environment() -> dict[str, str]:
     """This process's environment without the variables the demo never reads; says which
     ones it set aside."""
@@ -405,6 +420,7 @@ def _demo_environment() -> dict[str, str]:
 def cmd_demo(args: argparse.Namespace) -> int:
     _quiet_dagster()
     from metrics_pipeline.catalog import build_catalog
+    from metrics_pipeline.cli.incidents import plant_demo_incidents
     from metrics_pipeline.config.clients import BUNDLED_CLIENTS_FILE, load_clients
     from metrics_pipeline.definitions import check_settings, default_resources
     from metrics_pipeline.domain.periods import last_live_day, week_start
@@ -428,6 +444,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     history_start = start.isoformat()
     catalog = build_catalog(load_clients(BUNDLED_CLIENTS_FILE), history_start)
     with SandboxServer(port=args.sandbox_port) as sandbox:
+        planted = plant_demo_incidents(sandbox.state.world, now)
         # Where the demo runs is its own; the settings it keeps (limits, alert details)
         # come from the environment.
         demo_environ = {
@@ -442,6 +459,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         }
         print(f"Meta sandbox: {sandbox.url}   Dagster instance: {home}")
         print(f"Materialising {start} .. {end} for the demo clients")
+        for line in planted:
+            print(f"  {line}")
         started = time.monotonic()
         status = _materialize(
             start,
@@ -457,6 +476,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if status >= 128:  # stopped on request
             return status
         print(f"Done in {time.monotonic() - started:.1f}s")
+        _print_watch_alerts(home)
         _print_summary(now, catalog, default_resources(demo_environ, resolve=True)["warehouse"])
         if status:
             return status

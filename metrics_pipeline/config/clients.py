@@ -25,6 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from metrics_pipeline.domain.anomalies import (
+    DEFAULT_BAND_WIDTH,
+    DEFAULT_MIN_CONVERSIONS,
+    DEFAULT_MIN_FACTOR,
+    AnomalyRule,
+)
 from metrics_pipeline.domain.conversions import ConversionMapping, MetricRule, default_mapping
 from metrics_pipeline.domain.metrics import METRICS, MetricRegistry
 from metrics_pipeline.domain.money import is_known_currency
@@ -32,6 +38,12 @@ from metrics_pipeline.domain.pacing import (
     DEFAULT_SPEND_BAND_PCT,
     DEFAULT_TARGET_FLOOR_PCT,
     PaceRule,
+)
+from metrics_pipeline.domain.tracking import (
+    DEFAULT_DROP_PCT,
+    DEFAULT_MIN_EXPECTED,
+    DEFAULT_SPEND_FLOOR_PCT,
+    TrackingRule,
 )
 from metrics_pipeline.meta.versions import RETIRED_WINDOWS, SERVED_WINDOWS
 from metrics_pipeline.text import CONTROL_CHARACTER
@@ -144,6 +156,42 @@ class PacingConfig(_Strict):
         return PaceRule(self.spend_band_pct, self.target_floor_pct)
 
 
+class TrackingConfig(_Strict):
+    """When the conversion_tracking check calls a client's tracking broken (`domain.tracking`)."""
+
+    enabled: bool = True
+    conversions: str = "reservations"  # the conversion metric watched
+    drop_pct: Decimal = Field(default=DEFAULT_DROP_PCT, ge=0, le=100)  # of the expected
+    spend_floor_pct: Decimal = Field(default=DEFAULT_SPEND_FLOOR_PCT, ge=0)  # of the usual
+    min_expected: int = Field(default=DEFAULT_MIN_EXPECTED, ge=1)  # conversions the days lost
+
+    @field_validator("conversions")
+    @classmethod
+    def _count_metric(cls, value: str) -> str:
+        known = ["total_conversions", *(m.name for m in METRICS.count_rule_metrics)]
+        if value not in known:
+            raise ValueError(f"unknown conversion metric {value!r}; use {', '.join(known)}")
+        return value
+
+    @property
+    def rule(self) -> TrackingRule:
+        return TrackingRule(self.drop_pct, self.spend_floor_pct, self.min_expected)
+
+
+class AnomaliesConfig(_Strict):
+    """How far a day's spend, CPA and ROAS may stray before kpi_anomalies warns
+    (`domain.anomalies`)."""
+
+    enabled: bool = True
+    band_width: Decimal = Field(default=DEFAULT_BAND_WIDTH, gt=0)
+    min_factor: Decimal = Field(default=DEFAULT_MIN_FACTOR, gt=1)
+    min_conversions: int = Field(default=DEFAULT_MIN_CONVERSIONS, ge=0)
+
+    @property
+    def rule(self) -> AnomalyRule:
+        return AnomalyRule(self.band_width, self.min_factor, self.min_conversions)
+
+
 class ClientConfig(_Strict):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1)
@@ -156,6 +204,8 @@ class ClientConfig(_Strict):
     conversions: ConversionsConfig = ConversionsConfig()
     quality: QualityConfig = QualityConfig()
     pacing: PacingConfig = PacingConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    anomalies: AnomaliesConfig = AnomaliesConfig()
 
     @field_validator("id", "meta_ad_account_id", mode="before")
     @classmethod

@@ -9,10 +9,12 @@ what Meta returns, with string metrics, synonyms and attribution windows.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+from metrics_pipeline.sandbox.plants import Plant, planted
 
 ATTRIBUTION_DAYS = 28  # numbers for a day keep changing this long
 HISTORY_DAYS = 400  # how far back the world's campaigns started
@@ -36,6 +38,10 @@ class AccountSpec:
     ads_per_adset: int = 2
     custom_call_conversion_id: str | None = None  # also reports calls as a custom conversion
     scale: int = 1  # multiplies the size of the daily numbers
+    # Awkward data real accounts have (all off in the tidy demo world, see AWKWARD_ACCOUNTS):
+    sub_cent_spend: bool = False  # spend written with one decimal more than the currency has
+    no_delivery_every: int | None = None  # on every n-th day (by ordinal) nothing delivers
+    unseen_spend_every: int | None = None  # every n-th day: spend, no impressions or clicks
 
 
 DEMO_ACCOUNTS: tuple[AccountSpec, ...] = (
@@ -50,6 +56,18 @@ DEMO_ACCOUNTS: tuple[AccountSpec, ...] = (
     ),
     AccountSpec("1000000003", "Altstadt Apartments", "EUR", "Europe/Berlin", ("DE", "AT", "CH")),
     AccountSpec("1000000004", "Sakura Ryokan", "JPY", "Asia/Tokyo", ("JP", "KR", "TW")),
+)
+
+
+# The demo's accounts with the data tidy fixtures never have: spend with three decimals
+# ("12.345", "0.005") and so half-cent ties, a Berlin day every fifth day with spend but no
+# impression or click (every ratio over them NULL), and a Tokyo day every sixth day on which
+# nothing delivered at all.
+AWKWARD_ACCOUNTS: tuple[AccountSpec, ...] = (
+    DEMO_ACCOUNTS[0],
+    replace(DEMO_ACCOUNTS[1], sub_cent_spend=True),
+    replace(DEMO_ACCOUNTS[2], sub_cent_spend=True, unseen_spend_every=5),
+    replace(DEMO_ACCOUNTS[3], no_delivery_every=6),
 )
 
 
@@ -90,6 +108,9 @@ class TrueEvents:
     landing_page_views: int
     # Share of each conversion counted in the 1-day view window (the rest is 7-day click).
     view_share_pct: int = 0
+    # The next decimal digit of the spend after the currency's minor unit (0-9), written by
+    # accounts with `sub_cent_spend`: the true spend is spend_minor + spend_sub / 10.
+    spend_sub: int = 0
 
 
 @dataclass
@@ -242,6 +263,18 @@ def base_events(
     )
 
 
+def unseen_spend(seed: int, ad_id: str, day: date, country: str, scale: int) -> TrueEvents:
+    """A row that spent without a single impression or click (Meta bills such rows)."""
+    rng = random.Random(f"unseen:{seed}:{ad_id}:{day.isoformat()}:{country}")
+    zero = {f.name: 0 for f in fields(TrueEvents)}
+    return TrueEvents(**{**zero, "spend_minor": rng.randint(0, 40) * scale})
+
+
+def sub_cent_digit(seed: int, ad_id: str, day: date, country: str) -> int:
+    """The spend's digit after the minor unit; 5 (a half-cent tie) one time in ten."""
+    return random.Random(f"sub:{seed}:{ad_id}:{day.isoformat()}:{country}").randrange(10)
+
+
 def late_events(
     seed: int, ad_id: str, day: date, country: str, revision: int, scale: int
 ) -> tuple[int, int]:
@@ -270,6 +303,8 @@ class World:
         # (account digits, day, ad id or None for every ad): delivery Meta no longer reports,
         # as when an advertiser's delivery is voided after the fact.
         self.removed: set[tuple[str, date, str | None]] = set()
+        # Incidents planted on chosen days (`sandbox.plants`): broken tracking, spend spikes.
+        self.plants: list[Plant] = []
 
     def remove_delivery(self, account_id: str, day: date, ad_id: str | None = None) -> None:
         """From now on the account reports no rows for `ad_id` on `day` (every ad if None)."""
@@ -295,12 +330,19 @@ class World:
         if self.removed and self._removed(account_id, ad.id, day):
             return None
         spec = self.account(account_id).spec
+        if spec.no_delivery_every and day.toordinal() % spec.no_delivery_every == 0:
+            return None
         events = base_events(
             self.seed, ad.id, day, country, spec.scale, spec.custom_call_conversion_id is not None
         )
         if events is None:
             return None
-        if revision and (today - day).days < ATTRIBUTION_DAYS:
+        if spec.unseen_spend_every and day.toordinal() % spec.unseen_spend_every == 0:
+            events = unseen_spend(self.seed, ad.id, day, country, spec.scale)
+        if spec.sub_cent_spend:
+            events = replace(events, spend_sub=sub_cent_digit(self.seed, ad.id, day, country))
+        # Nothing seen, nothing attributed late.
+        if revision and events.impressions and (today - day).days < ATTRIBUTION_DAYS:
             extra, extra_value = late_events(self.seed, ad.id, day, country, revision, spec.scale)
             if extra:
                 # Late purchases went through the funnel, so every step grows with them.
@@ -314,4 +356,4 @@ class World:
                         "purchase_value_minor": events.purchase_value_minor + extra_value,
                     }
                 )
-        return events
+        return planted(self.plants, account_id, day, events) if self.plants else events

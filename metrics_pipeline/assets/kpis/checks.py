@@ -1,5 +1,8 @@
 """Checks on daily_kpi_data: quality per day, equality with the raw rows, completeness,
-freshness."""
+freshness, broken conversion tracking and KPI anomalies."""
+
+from collections.abc import Callable
+from datetime import date, datetime
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -11,11 +14,13 @@ from dagster import (
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
 from metrics_pipeline.checks.completeness import completeness_by_client, completeness_pct
+from metrics_pipeline.checks.kpi_watch import anomaly_findings, tracking_findings
 from metrics_pipeline.checks.quality import judge_day
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
-from metrics_pipeline.domain.periods import last_due_day
+from metrics_pipeline.config.clients import AnomaliesConfig, ClientConfig, TrackingConfig
+from metrics_pipeline.domain.periods import last_due_day, local_today
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import dates_by_client
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -161,4 +166,84 @@ def build_daily_kpi_checks(catalog: Catalog, daily_kpi_data) -> list:
             clients_checked=len(catalog.clients),
         )
 
-    return [daily_kpi_quality, daily_kpi_consistency, daily_kpi_completeness, daily_kpi_freshness]
+    def _watched(
+        context: AssetCheckExecutionContext,
+        warehouse: WarehouseResource,
+        now: datetime,
+        switch: Callable[[ClientConfig], TrackingConfig | AnomaliesConfig],
+    ) -> tuple[list[tuple[ClientConfig, date, list[date]]], dict[str, str]]:
+        """(client, its local today, its days in this run) for each client of the run whose
+        watch `switch` is on; the others with the reason they were skipped."""
+        watched, skipped = [], {}
+        for client_id, days in dates_by_client(context.partition_keys).items():
+            client = catalog.client(client_id)
+            if not switch(client).enabled:
+                skipped[client_id] = "switched off in the clients file"
+                continue
+            try:
+                today = local_today(now, client_timezone(client, warehouse))
+            except ValueError as exc:
+                skipped[client_id] = str(exc)
+                continue
+            watched.append((client, today, days))
+        return watched, skipped
+
+    @asset_check(
+        asset=daily_kpi_data,
+        name=names.CONVERSION_TRACKING,
+        description="Per client of the run, over its last complete days: warns when it spends "
+        "as usual while its tracked conversions (reservations unless the clients file says "
+        "otherwise) fall to 10 % or less of what its same weekdays brought, on days that "
+        "should have brought at least 10 between them. Recovers when tracking comes back.",
+    )
+    def daily_kpi_conversion_tracking(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    ):
+        watched, skipped = _watched(context, warehouse, clock.now(), lambda c: c.tracking)
+        offending, covered = [], {}
+        for client, today, _ in watched:
+            found, days_judged = tracking_findings(client, warehouse, today)
+            offending += found
+            # Every day judged: an ended break's first day is among them, so it recovers.
+            covered[client.id] = days_judged
+        return result(
+            not offending,
+            offending,
+            covered=covered,
+            severity=AssetCheckSeverity.WARN,
+            skipped=MetadataValue.json(skipped),
+        )
+
+    @asset_check(
+        asset=daily_kpi_data,
+        name=names.KPI_ANOMALIES,
+        description="Per complete day of the run: spend, CPA and ROAS inside the robust band "
+        "of the client's 28 days before (median x/÷ exp(12 x MAD), on the logarithms; at "
+        "least x/÷ 1.25). CPA and ROAS only for clients with at least 5 conversions "
+        "(reservations) a day.",
+    )
+    def daily_kpi_anomalies(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource, clock: ClockResource
+    ):
+        watched, skipped = _watched(context, warehouse, clock.now(), lambda c: c.anomalies)
+        offending, covered = [], {}
+        for client, today, days in watched:
+            found, judged = anomaly_findings(client, warehouse, days, today)
+            offending += found
+            covered[client.id] = judged
+        return result(
+            not offending,
+            offending,
+            covered=covered,
+            severity=AssetCheckSeverity.WARN,
+            skipped=MetadataValue.json(skipped),
+        )
+
+    return [
+        daily_kpi_quality,
+        daily_kpi_consistency,
+        daily_kpi_completeness,
+        daily_kpi_freshness,
+        daily_kpi_conversion_tracking,
+        daily_kpi_anomalies,
+    ]

@@ -19,14 +19,20 @@ from metrics_pipeline.domain.insight_kpis import (
 )
 from metrics_pipeline.domain.kpis import PLATFORM, aggregate_kpis, totals_record
 from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
-from metrics_pipeline.partitions import dates_by_client
+from metrics_pipeline.partitions import dates_by_client, multi_key
 from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
+from metrics_pipeline.steps.kpi_metadata import kpi_metadata
 from metrics_pipeline.steps.partial import end_if_stopped, finish
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DATA_SOURCE = "meta_insights"
+# Runs of more partitions than this record no per-partition KPIs: Dagster checks each
+# partition's metadata against the run's whole range, so the cost grows with its square (a
+# 20-client, 90-day backfill would spend about 20 s on it). The daily collections and the
+# attribution lookback, far below it, record them again for the recent days.
+KPI_METADATA_MAX_PARTITIONS = 500
 
 
 def read_kpi_inputs(
@@ -126,6 +132,7 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
         written: list[tuple[str, object]] = []
         failures: list[str] = []
         rows_written = 0
+        plotted = len(context.partition_keys) <= KPI_METADATA_MAX_PARTITIONS
         for client_id, days in dates_by_client(context.partition_keys).items():
             # A stop ends the step here, between clients: each client's days are written in
             # one transaction, so what was written is whole and the rest untouched.
@@ -158,6 +165,11 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
                 [row for row in rows if row["date"] in good],
             )
             written += [(client_id, d) for d in sorted(good)]
+            for row in rows:  # each partition's own KPIs, for the asset's plots
+                if row["date"] in good and plotted:
+                    context.add_asset_metadata(
+                        kpi_metadata(row), partition_key=multi_key(client_id, row["date"])
+                    )
         metadata = {"partitions": len(written), **table_metadata("daily_kpi_data", rows_written)}
         return finish(context, written, failures, metadata)
 

@@ -18,6 +18,7 @@ from metrics_pipeline.domain.portfolio import converted_days, portfolio_periods
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.frames import read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
+from metrics_pipeline.steps.kpi_metadata import portfolio_metadata
 from metrics_pipeline.steps.partial import end_if_stopped
 from metrics_pipeline.steps.table_metadata import table_metadata
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -79,6 +80,8 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
                 "reporting_currency": fx.reporting_currency,
                 "first_day": str(days[0]) if days else "-",
                 "last_day": str(days[-1]) if days else "-",
+                # In the reporting currency: the plots' points and the latest week's table.
+                **portfolio_metadata(rows, now.astimezone(UTC).date()),
                 **table_metadata("portfolio_kpis", written),
             }
         )

@@ -1,5 +1,6 @@
 """`/__sandbox/state`: what tests change and read besides the Graph API itself (the clock,
-the attribution revision, faults, rate limits, removed delivery, the request log). The
+the attribution revision, faults, rate limits, removed delivery, planted incidents, the
+request log). The
 pipeline never calls it; it is neither counted nor logged.
 
 Every call carries the sandbox's token as `Authorization: Bearer <token>` (401 without it),
@@ -16,6 +17,7 @@ from datetime import date, datetime
 
 from metrics_pipeline.sandbox.graph.messages import FakeResponse, Request, json_response
 from metrics_pipeline.sandbox.graph.state import SandboxState
+from metrics_pipeline.sandbox.plants import parse_plant, plant
 
 CONTROL_PREFIX = "/__sandbox/"
 
@@ -60,6 +62,11 @@ def answer(state: SandboxState, request: Request) -> FakeResponse:
                     date.fromisoformat(removal["day"]),
                     removal.get("ad_id"),
                 )
+            for spec in changes.get("plants") or []:
+                try:
+                    plant(state.world, parse_plant(spec))
+                except (KeyError, ValueError) as exc:
+                    return json_response(400, {"error": f"plant {spec}: {exc}"})
         if changes.get("clear_faults"):
             state.faults.clear()
         for spec in changes.get("faults") or []:
