@@ -532,25 +532,54 @@ def test_the_deployment_runs_by_itself(deployment):
 
     # 7. Backfills from the webserver carry no collection tag, so three launched at once run
     # side by side; the meta_api pool (default limit 2) still lets only two call Meta at a
-    # time. Answers 12 s slow make the three overlap for certain.
+    # time. The sandbox holds the three clients' insights calls until the test lets them go:
+    # two are held at once while the third run waits in the queue for a slot.
     three = ["harbour_view_hotel", "canyon_lodge", "sakura_ryokan"]
-    for client in three:
-        sandbox.inject(
-            "slow", count=-1, route="insights", account=ACCOUNT[client], delay_seconds=12
+    holds = {
+        client: sandbox.inject(
+            "hold", count=-1, route="insights", account=ACCOUNT[client], delay_seconds=100
         )
-    ids = [
-        launch_backfill(
+        for client in three
+    }
+    ids = {
+        client: launch_backfill(
             deployment["graphql"], client, days_between(date(2026, 11, 9), date(2026, 11, 11))
         )
         for client in three
-    ]
+    }
+
+    def held() -> int:
+        return sum(h.held for h in holds.values())
+
+    def waiting_for_a_slot(run_id: str) -> bool:
+        """Kept back by the pool: in the queue, or started with its step pending a slot."""
+        if instance.get_run_by_id(run_id).status == DagsterRunStatus.QUEUED:
+            return True
+        pending = instance.event_log_storage.get_concurrency_info("meta_api").pending_steps
+        return any(p.run_id == run_id and p.assigned_timestamp is None for p in pending)
+
+    def the_third_waiting():
+        assert held() <= 2, "three calls to Meta at once: the meta_api pool let a third in"
+        waiting = [c for c, h in holds.items() if h.fired == 0]
+        if held() != 2 or len(waiting) != 1:
+            return None
+        runs = instance.get_runs(RunsFilter(tags={"dagster/backfill": ids[waiting[0]]}))
+        return runs[0] if len(runs) == 1 and waiting_for_a_slot(runs[0].run_id) else None
+
+    try:
+        third = wait_for("two calls held and the third run waiting", the_third_waiting, 240)
+        # the queue is read every few seconds: the third stays back while two slots are taken
+        time.sleep(4 * TICK_SECONDS)
+        assert held() == 2
+        assert waiting_for_a_slot(third.run_id)
+    finally:
+        sandbox.clear_faults()  # lets the held calls go
 
     def all_three_finished():
-        runs = [backfill_run(instance, backfill_id) for backfill_id in ids]
+        runs = [backfill_run(instance, backfill_id) for backfill_id in ids.values()]
         return runs if all(runs) else None
 
     side_by_side = wait_for("the three backfills", all_three_finished, 300)
-    sandbox.clear_faults()
     assert [r.status for r in side_by_side] == [DagsterRunStatus.SUCCESS] * 3
     assert most_at_once(run_intervals(instance, side_by_side, "meta_insights")) == 2
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
@@ -218,3 +220,19 @@ def test_the_bounds_faults_parse_from_the_command_line():
     for text, spec in texts.items():
         assert parse_fault(text) == spec, text
         assert Fault(**parse_fault(text)).kind == spec["kind"]
+
+
+def test_a_held_answer_waits_until_the_faults_are_cleared(sandbox, now):
+    hold = sandbox.inject("hold", count=-1, route="insights", delay_seconds=30)
+    day = now.date() - timedelta(days=3)
+    with ThreadPoolExecutor(2) as pool:
+        answers = [pool.submit(_insights, sandbox, day) for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while hold.held < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (hold.held, [a.done() for a in answers]) == (2, [False, False])
+        cleared = time.monotonic()
+        sandbox.clear_faults()
+        assert [a.result(timeout=10).status_code for a in answers] == [200, 200]
+    assert time.monotonic() - cleared < 5  # let go by the clearing, not by its 30 s
+    assert hold.held == 0

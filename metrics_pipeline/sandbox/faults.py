@@ -68,6 +68,7 @@ TRANSPORT_FAULTS = {
     "slow_body",  # the body trickles in `pieces` parts, `delay_seconds` apart
     "huge_body",  # a body of `size_bytes`, sent without Content-Length
     "redirect",  # HTTP `status` to the same path and query on `target` (scheme://host:port)
+    "hold",  # the answer waits until the faults are cleared, or `delay_seconds` at most
 }
 # Faults of async report runs.
 REPORT_FAULTS = {
@@ -81,6 +82,7 @@ PAGE_FAULTS = {
     "repeated_cursor",  # paging.next asks for the page just served
     "oversized_page",  # twice `limit` rows, padded by repeating rows
     "reduce_data_page",  # a report's first result page refused while `limit` > `max_limit`
+    "reduce_data_pages",  # every result page of a report refused while `limit` > `max_limit`
 }
 # Faults that corrupt the numbers of matching rows (on `day`, for `account`) in ways that
 # parse but that quality checks must catch.
@@ -126,18 +128,20 @@ class Fault:
     route: str = "any"  # any | insights | objects | account | report | rates
     account: str | None = None  # digits; None: every account
     regain_minutes: float = 0.0  # estimated_time_to_regain_access on throttling faults
-    delay_seconds: float = 2.0  # for "slow", and between the pieces of "slow_body"
+    delay_seconds: float = 2.0  # "slow"; between the pieces of "slow_body"; "hold" at most
     pieces: int = 20  # slow_body
     size_bytes: int = 100_000_000  # huge_body, feed_huge_body, feed_gzip_bomb (inflated)
     target: str | None = None  # foreign_next, redirect, feed_redirect: scheme://host:port
     status: int = 302  # redirect, feed_redirect
-    max_limit: int = 100  # reduce_data_page
+    max_limit: int = 100  # reduce_data_page, reduce_data_pages
     min_days: int = 0  # reduce_data: only for requests spanning more than this many days
     day: str | None = None  # data faults: the ISO date whose rows are corrupted
     fired: int = 0
     # huge_body, feed_huge_body, feed_gzip_bomb: what the peer accepted (as sent, so
     # compressed for the bomb) before it hung up
     sent_bytes: int = 0
+    held: int = 0  # hold: answers waiting now
+    released: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -166,6 +170,8 @@ class FaultPlan:
 
     def clear(self) -> None:
         with self.lock:
+            for fault in self.faults:
+                fault.released.set()  # held answers go out now
             self.faults.clear()
 
     def data_faults_by_day(self, account: str) -> Callable[[str], tuple[str, ...]]:

@@ -47,6 +47,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._send(self.api.handle(self.command, self.path, headers=headers, body=body))
 
     def _send(self, response: FakeResponse) -> None:
+        if response.hold is not None:
+            response.hold()
         if response.delay_seconds:
             time.sleep(response.delay_seconds)
         self.send_response(response.status)

@@ -1,7 +1,7 @@
 """How a TRANSPORT_FAULTS fault changes the way an answer travels.
 
-The fake only describes it on the `FakeResponse` (a delay, slow pieces, a cut, an endless
-stream); the HTTP transport carries it out.
+The fake only describes it on the `FakeResponse` (a delay, a hold, slow pieces, a cut, an
+endless stream); the HTTP transport carries it out.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def delivered(fault: Fault | None, response: FakeResponse, lock: threading.Lock)
         return response
     if fault.kind == "slow":
         return replace(response, delay_seconds=fault.delay_seconds)
+    if fault.kind == "hold":
+        return replace(response, hold=lambda: _hold(fault, lock))
     if response.status != 200:
         return response
     half = max(1, len(response.body) // 2)
@@ -46,6 +48,18 @@ def delivered(fault: Fault | None, response: FakeResponse, lock: threading.Lock)
     if fault.kind == "huge_body":
         return FakeResponse(200, {"Content-Type": JSON_TYPE}, stream=_huge_body(fault, lock))
     return response
+
+
+def _hold(fault: Fault, lock: threading.Lock) -> None:
+    """Wait until the fault is cleared (or `delay_seconds`), counted in `fault.held`: a test
+    sees how many callers are inside a request at once, for as long as it needs to look."""
+    with lock:
+        fault.held += 1
+    try:
+        fault.released.wait(fault.delay_seconds)
+    finally:
+        with lock:
+            fault.held -= 1
 
 
 def _huge_body(fault: Fault, lock: threading.Lock) -> Generator[bytes, None, None]:

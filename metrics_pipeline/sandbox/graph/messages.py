@@ -8,7 +8,7 @@ server in `sandbox.server` carries that out.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -89,6 +89,7 @@ class FakeResponse:
     # A body of unknown length: sent without Content-Length until it ends or the peer hangs
     # up, then the connection closes. Closing the generator tells it where sending stopped.
     stream: Generator[bytes, None, None] | None = None
+    hold: Callable[[], None] | None = None  # called first; returns when the answer may go
 
     def json(self) -> Any:
         return json.loads(self.body)
