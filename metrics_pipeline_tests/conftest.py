@@ -24,7 +24,7 @@ from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
-from metrics_pipeline.sandbox.world import World
+from metrics_pipeline.sandbox.world import AWKWARD_ACCOUNTS, World
 from metrics_pipeline.steps.retries import RETRY_DELAY_ENV
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -47,19 +47,26 @@ NOW = datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
 
 # The longest test files, longest first: each runs on one worker from start to end, so they
 # start first and the short files fill the other workers around them (durations from the
-# `--durations` list a run prints).
+# per-file totals of a run with `--junitxml`, setup included).
 LONGEST_FIRST = (
     "test_production_topology.py",
     "test_idempotency.py",
     "test_meta_faults.py",
-    "test_replace_not_upsert.py",
-    "test_end_to_end.py",
     "test_crash_and_concurrency.py",
-    "test_late_attribution.py",
-    "test_checks_and_alerts.py",
+    "test_end_to_end.py",
+    # After the first four: its exit times are measured, and the suite's start, when the
+    # deployment test launches its processes, is the busiest minute of the machine.
     "test_stop_reports.py",
     "test_bench_smoke.py",
-    "test_meta_bounds.py",
+    "test_cli.py",
+    "test_checks_and_alerts.py",
+    "test_docs.py",
+    "test_bad_input.py",
+    "test_late_attribution.py",
+    "test_ui.py",
+    "test_replace_not_upsert.py",
+    "test_layers.py",
+    "test_portfolio.py",
 )
 
 
@@ -86,7 +93,9 @@ def now() -> datetime:
 
 @pytest.fixture(scope="session")
 def world() -> World:
-    return World(anchor=NOW.date())
+    """The demo's accounts with the awkward data real ones have (three-decimal spend, days
+    with spend and no impression, days with no delivery at all)."""
+    return World(AWKWARD_ACCOUNTS, anchor=NOW.date())
 
 
 @pytest.fixture
@@ -149,6 +158,18 @@ def warehouse_url(request, tmp_path: Path) -> Iterator[str]:
 
 
 def make_instance(folder: Path) -> DagsterInstance:
+    """The instance of runs made in this test's own process: Dagster's ephemeral instance,
+    runs and events in an in-memory SQLite database, artifacts under `folder`. The on-disk
+    SQLite storage opens a database file and commits to disk for every event, which took half
+    the CPU of a backfill (`test_idempotency.py` on SQLite: 79 s on disk, 43 s in memory).
+    The instance as users keep it is tested where it is shared: by the command line and the
+    deployment (their own processes) and the UI (`home_instance`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return DagsterInstance.ephemeral(str(folder), settings={"telemetry": {"enabled": False}})
+
+
+def home_instance(folder: Path) -> DagsterInstance:
+    """An instance on disk in `folder`, as a DAGSTER_HOME holds it for other processes."""
     folder.mkdir(parents=True, exist_ok=True)
     return DagsterInstance.local_temp(str(folder), overrides={"telemetry": {"enabled": False}})
 

@@ -6,7 +6,7 @@ The demo clients live in Pacific/Auckland (UTC+13 in November), America/Los_Ange
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from dagster import (
@@ -243,6 +243,27 @@ def test_gap_sensor_requests_missing_days_at_most_n_at_a_time(
     ]
     # Rates are asked for first, so the portfolio waits for them.
     assert requests[: len(rates)] == [r for r in requests if r.job_name == "exchange_rates"]
+
+
+def test_the_shipped_gap_sensor_looks_back_90_settled_days(defs, instance, warehouse):
+    """As built by the definitions a user gets (90 days, 60 partitions a tick), on an empty
+    instance at NOW (20:00 UTC on 18 November): Auckland's yesterday is 18 November (09:00 on
+    the 19th there), so its 90 days start on 21 August, and the tick's 60 partitions end on
+    19 October. Los Angeles (12:00 on the 18th) looks back from the 17th: the rates start
+    on 20 August, through UTC tomorrow."""
+    auckland_first = date(2026, 11, 18) - timedelta(days=89)
+    los_angeles_first = date(2026, 11, 17) - timedelta(days=89)
+    assert (auckland_first, los_angeles_first) == (date(2026, 8, 21), date(2026, 8, 20))
+    context = build_sensor_context(
+        instance=instance,
+        definitions=defs,
+        resources={"warehouse": warehouse, "clock": defs.resources["clock"]},
+    )
+    tick = defs.resolve_sensor_def("gap_backfill_sensor").evaluate_tick(context)
+    assert [(r.job_name, r.tags[RANGE_START], r.tags[RANGE_END]) for r in tick.run_requests] == [
+        ("exchange_rates", "2026-08-20", "2026-11-19"),
+        ("collect_and_derive", "harbour_view_hotel|2026-08-21", "harbour_view_hotel|2026-10-19"),
+    ]
 
 
 def test_a_change_that_lands_while_the_portfolio_rebuilds_is_not_forgotten(

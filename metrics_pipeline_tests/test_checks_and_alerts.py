@@ -3,7 +3,7 @@ stores above it, and reaches the local webhook and SMTP server exactly once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -104,16 +104,18 @@ def test_bad_data_fails_its_check_blocks_the_stores_above_and_alerts_once(
     assert not result.passed
     assert {(r["client"], r["date"]) for r in result.offending} == {(client_id, str(DAY))}
     assert {r["rule"] for r in result.offending} == rules
+    truth = day_truth(world, f"act_{account}", DAY, 0, local_today(world, f"act_{account}", NOW))
     if check == "meta_insights:quality":
         # One finding per corrupted row; the raw rows never became daily KPIs.
-        today = local_today(world, f"act_{account}", NOW)
-        assert (
-            result.figures["offending_count"]
-            == day_truth(world, f"act_{account}", DAY, 0, today).rows
-        )
+        assert result.figures["offending_count"] == truth.rows
         assert warehouse.read("daily_kpi_data", {"client_id": client_id}).empty
     else:
-        applied = 7 if kind == "huge_spend" else 6
+        # Numbers, clicks, funnel and spend always apply; CTR and CPC only with impressions
+        # and clicks to divide by (on DAY Berlin spent without either), and a spend ceiling
+        # where the client has one (Tokyo).
+        ratios = (truth.impressions > 0) + (truth.clicks > 0)
+        applied = 4 + ratios + (kind == "huge_spend")
+        assert (client_id, ratios) != ("altstadt_apartments", 2)  # the NULL ratios are met
         assert result.figures["quality_score"] == round(100 * (applied - len(rules)) / applied)
     # Blocked: the client's summaries and cache were not built; the others' were.
     caches = warehouse.read("current_week_cache")
@@ -184,6 +186,50 @@ def test_completeness_reports_the_missing_pairs(world, demo_clients, instance, t
     assert (health["missing_days"], health["successful_days"]) == (1, 5)
     assert health["missing_dates"] == str(gap)
     assert float(health["completeness_pct"]) == 83.33  # the check's number
+
+
+def test_the_shipped_completeness_target_passes_99_72_and_fails_99_44_percent(
+    catalog, world, instance, tmp_path
+):
+    """At the shipped settings (90 days, target 99.5 %) the four demo clients owe 360 days:
+    2 missing is 358/360 = 99.44 % (fails), 1 missing 359/360 = 99.72 % (passes), the two
+    results either side of the target. One day per client is collected for real; the check
+    reads only which days have a row, so that row stands in for the other days."""
+    url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
+    warehouse = WarehouseResource(url=url)
+    # At NOW (20:00 UTC, 18 November) with the 06:00 freshness hour, the last due day is
+    # the 18th in Auckland (09:00 on the 19th) and the 17th elsewhere (Tokyo: 05:00).
+    days = days_between(date(2026, 8, 15), date(2026, 11, 18))
+    hole = [date(2026, 9, 30), date(2026, 10, 1)]
+
+    def store(client_id: str, dates: list[date]) -> None:
+        row = warehouse.read("daily_kpi_data", {"client_id": client_id}).iloc[0].to_dict()
+        scope = [{"client_id": client_id, "date": dates}]
+        warehouse.replace("daily_kpi_data", scope, [{**row, "date": d} for d in dates])
+
+    with SandboxServer(world, now=NOW) as sandbox:
+        defs = build_definitions(catalog, make_resources(sandbox.url, url))
+        day = date(2026, 11, 17)
+        assert materialize_window(defs, catalog, instance, day, day).success
+        for client_id in catalog.client_ids:
+            store(
+                client_id, [d for d in days if d not in hole or client_id != "harbour_view_hotel"]
+            )
+        health = defs.resolve_job_def("health_checks")
+        health.execute_in_process(instance=instance, raise_on_error=False)
+        two_missing = latest_outcome(instance, "daily_kpi_data:completeness")
+        store("harbour_view_hotel", hole[:1])
+        health.execute_in_process(instance=instance, raise_on_error=False)
+        one_missing = latest_outcome(instance, "daily_kpi_data:completeness")
+    figures = ("completeness_pct", "days_expected", "days_present", "target_pct")
+    assert [two_missing.figures[f] for f in figures] == [99.44, 360, 358, 99.5]
+    assert not two_missing.passed
+    assert two_missing.offending == [
+        {"client": "harbour_view_hotel", "date": str(day)} for day in hole
+    ]
+    assert [one_missing.figures[f] for f in figures] == [99.72, 360, 359, 99.5]
+    assert one_missing.passed
+    assert one_missing.offending == [{"client": "harbour_view_hotel", "date": str(hole[1])}]
 
 
 def test_freshness_fails_when_the_cache_is_older_than_15_minutes(setup, catalog, instance):

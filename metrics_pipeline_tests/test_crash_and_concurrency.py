@@ -22,6 +22,7 @@ from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.ground_truth import day_truth
 from metrics_pipeline.sandbox.server import SANDBOX_TOKEN, SandboxServer
+from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.steps.retries import MAX_RETRIES_ENV
 from metrics_pipeline.warehouse.resource import (
     WRITE_PROBE_ENV,
@@ -192,6 +193,14 @@ def _raw_by_partition(warehouse_url: str) -> dict[tuple[str, date], tuple]:
         )
         for client, day, rows, spend, reservations, value in result
     }
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    """The tidy demo world: these tests tell a partition's old, new and absent states apart
+    by the purchases attributed late, so every day must have some, and a day spent without
+    an impression (as in the suite's awkward world) has none."""
+    return World(anchor=NOW.date())
 
 
 def _raw_truth(truth) -> tuple:

