@@ -162,6 +162,45 @@ mutation($params: LaunchBackfillParams!) {
 """
 
 
+SCHEDULES = """
+query {
+  schedulesOrError(repositorySelector: {
+    repositoryLocationName: "metrics_pipeline", repositoryName: "__repository__"
+  }) {
+    __typename
+    ... on Schedules { results { id name } }
+  }
+}
+"""
+
+STOP_SCHEDULE = """
+mutation($id: String) {
+  stopRunningSchedule(id: $id) {
+    __typename
+    ... on ScheduleStateResult { scheduleState { status } }
+  }
+}
+"""
+
+
+def schedules(url: str) -> list[dict] | None:
+    """The code location's schedules as the webserver lists them; None until it serves them."""
+    try:
+        answer = graphql(url, SCHEDULES, {})["schedulesOrError"]
+    except requests.RequestException:
+        return None
+    return answer["results"] if answer["__typename"] == "Schedules" else None
+
+
+def switch_off_schedules(url: str) -> list[str]:
+    """Every schedule switched off through the webserver, as an operator does in the UI."""
+    listed = wait_for("the webserver's schedules", lambda: schedules(url), 120)
+    for schedule in listed:
+        result = graphql(url, STOP_SCHEDULE, {"id": schedule["id"]})["stopRunningSchedule"]
+        assert result["scheduleState"]["status"] == "STOPPED", (schedule["name"], result)
+    return sorted(s["name"] for s in listed)
+
+
 def launch_backfill(url: str, client: str, days: list[date]) -> str:
     params = {
         "partitionNames": [f"{client}|{day}" for day in days],
@@ -303,7 +342,6 @@ def deployment(tmp_path, monkeypatch):
                 ),
                 120,
             )
-            processes.start("daemon", "dagster-daemon", "run", "-w", str(workspace))
             processes.start(
                 "webserver",
                 "dagster-webserver",
@@ -314,6 +352,17 @@ def deployment(tmp_path, monkeypatch):
                 "-p",
                 str(web_port),
             )
+            graphql_url = f"http://127.0.0.1:{web_port}/graphql"
+            # The schedules fire on the wall clock (:05, :35, every 15 minutes), which the
+            # pinned clock cannot move: left on, one firing inside a step re-collects days the
+            # step counts. test_automation.py evaluates them at pinned instants.
+            assert switch_off_schedules(graphql_url) == [
+                "attribution_lookback_schedule",
+                "current_week_cache_schedule",
+                "daily_collection_schedule",
+                "health_checks_schedule",
+            ]
+            processes.start("daemon", "dagster-daemon", "run", "-w", str(workspace))
             with DagsterInstance.get() as instance:
                 yield {
                     "instance": instance,
@@ -323,7 +372,7 @@ def deployment(tmp_path, monkeypatch):
                     "world": world,
                     "hook": hook,
                     "warehouse": WarehouseResource(url=warehouse_url),
-                    "graphql": f"http://127.0.0.1:{web_port}/graphql",
+                    "graphql": graphql_url,
                     "home": home,
                     "dagster_pg": dagster_pg,
                     "warehouse_url": warehouse_url,
