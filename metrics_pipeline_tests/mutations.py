@@ -320,8 +320,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "money_rule_reads_actions",
         "a money conversion metric read from the actions, not the action values",
         "metrics_pipeline/domain/conversions.py",
-        "result[metric.frame_column] = _apply(rule, values, _cents)",
-        "result[metric.frame_column] = _apply(rule, counts, _cents)",
+        "found, parse = (values, _cents) if money else (counts, _count)",
+        "found, parse = (counts, _cents) if money else (counts, _count)",
         (T + "test_metric_registry.py",),
     ),
     Mutation(

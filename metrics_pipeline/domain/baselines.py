@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from itertools import pairwise
 
 from metrics_pipeline.domain.kpis import RATIO_SCALE
@@ -42,6 +43,13 @@ def typical_change(logs: Sequence[Decimal]) -> Decimal:
     return median(changes) if changes else Decimal(0)
 
 
+@lru_cache(maxsize=1 << 16)
+def _ln(value: Decimal) -> Decimal:
+    """The natural logarithm of a positive value. Cached: a day's value sits in the windows
+    of the 28 days after it, and `Decimal.ln` is the slowest step of a band."""
+    return value.ln()
+
+
 def robust_band(
     values: Sequence[Decimal | int], width: Decimal, min_factor: Decimal
 ) -> Band | None:
@@ -54,7 +62,7 @@ def robust_band(
     usual is as far out as a day at half. Values of zero or less have no logarithm and are
     left out; None when none is left.
     """
-    logs = [Decimal(v).ln() for v in values if Decimal(v) > 0]
+    logs = [_ln(Decimal(v)) for v in values if v > 0]
     if not logs:
         return None
     centre = median(logs)

@@ -74,6 +74,26 @@ class ConversionMapping:
         """Every action type some rule reads: the only entries of a row worth indexing."""
         return frozenset(t for rule in self.rules.values() for t in rule.action_types)
 
+    @cached_property
+    def plan(self) -> tuple[tuple[str, tuple[str, ...], bool, bool], ...]:
+        """Per rule metric: (frame column, action types, whether they are summed, whether
+        read from action values). Resolved once: `conversion_metrics` runs for every row."""
+        return tuple(
+            (
+                metric.frame_column,
+                self.rules[metric.frame_column].action_types,
+                self.rules[metric.frame_column].combine == "sum",
+                metric.kind == "money",
+            )
+            for metric in self.metrics.rule_metrics
+        )
+
+    @cached_property
+    def no_conversions(self) -> dict[str, int]:
+        """The metrics of a row none of whose entries a rule reads: all zero."""
+        zero = {column: 0 for column, *_ in self.plan}
+        return {**zero, "total_conversions": 0}
+
 
 @cache
 def default_mapping(metrics: MetricRegistry = METRICS) -> ConversionMapping:
@@ -96,15 +116,6 @@ def _count(action_type: str, value: object) -> int:
     return int(text)
 
 
-def _apply(rule: MetricRule, values: Mapping[str, object], parse) -> int:
-    present = [t for t in rule.action_types if t in values]
-    if not present:
-        return 0
-    if rule.combine == "first":
-        return parse(present[0], values[present[0]])
-    return sum(parse(t, values[t]) for t in present)
-
-
 def _cents(action_type: str, value: object) -> int:
     try:
         return parse_amount_cents(value)
@@ -120,13 +131,18 @@ def conversion_metrics(
     """The conversion metrics of one insight row, from its `value` (default attribution)."""
     counts = _index(actions, mapping.action_types)
     values = _index(action_values, mapping.action_types)
+    if not counts and not values:
+        return dict(mapping.no_conversions)
     result = {}
-    for metric in mapping.metrics.rule_metrics:
-        rule = mapping.rules[metric.frame_column]
-        if metric.kind == "money":  # read from action values
-            result[metric.frame_column] = _apply(rule, values, _cents)
-        else:
-            result[metric.frame_column] = _apply(rule, counts, _count)
+    for column, action_types, add, money in mapping.plan:
+        found, parse = (values, _cents) if money else (counts, _count)
+        present = [t for t in action_types if t in found]
+        if not present:
+            result[column] = 0
+        elif add:
+            result[column] = sum(parse(t, found[t]) for t in present)
+        else:  # synonyms: the first one present counts
+            result[column] = parse(present[0], found[present[0]])
     result["total_conversions"] = sum(result[m] for m in mapping.total_conversions)
     return result
 
