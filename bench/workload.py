@@ -86,6 +86,12 @@ class SandboxProcess:
         self._process.start()
         return self._ready.get(timeout=120)
 
+    @property
+    def pid(self) -> int:
+        """The sandbox's process, whose CPU the bench reports beside the pipeline's."""
+        assert self._process.pid is not None, "not started"
+        return self._process.pid
+
     def __exit__(self, *exc: object) -> None:
         self._process.terminate()
         self._process.join(10)
