@@ -240,10 +240,13 @@ def _in_process(env: dict[str, str]):
     return catalog, build_definitions(catalog, default_resources()), DagsterInstance.get()
 
 
-def per_partition_vs_range(env: dict[str, str], client_id: str, days: list[date]) -> dict:
-    """The collection layer for the same partitions: one run each, then one ranged run."""
+def per_partition_vs_range(env: dict[str, str], workload: Workload, days: list[date]) -> dict:
+    """The collection layer for the same partitions of the first client: one run each, then
+    one ranged run, which reads from a sandbox of its own (the first one has computed those
+    days already)."""
     from metrics_pipeline.runner import RAW_AND_DAILY, run_stage
 
+    client_id = workload.client_ids()[0]
     _, defs, instance = _in_process(env)
     runs = []
     for day in days:
@@ -252,11 +255,15 @@ def per_partition_vs_range(env: dict[str, str], client_id: str, days: list[date]
         outcome = run_stage(defs, instance, "per partition", RAW_AND_DAILY, key, key, {}, "ERROR")
         runs.append(time.perf_counter() - began)
         assert outcome.success, outcome.errors
-    began = time.perf_counter()
     first, last = f"{client_id}|{days[0]}", f"{client_id}|{days[-1]}"
-    outcome = run_stage(defs, instance, "range", RAW_AND_DAILY, first, last, {}, "ERROR")
+    anchor = datetime.fromisoformat(env["METRICS_AS_OF"])
+    with SandboxProcess(workload, anchor.date(), anchor) as sandbox_url:
+        os.environ.update(_sandbox_urls(sandbox_url))  # the runs read their settings here
+        began = time.perf_counter()
+        outcome = run_stage(defs, instance, "range", RAW_AND_DAILY, first, last, {}, "ERROR")
+        ranged = time.perf_counter() - began
+        os.environ.update(_sandbox_urls(env["META_API_BASE_URL"]))
     assert outcome.success, outcome.errors
-    ranged = time.perf_counter() - began
     return {
         "sample_partitions": len(days),
         "sample_per_partition_seconds": round(sum(runs), 2),
@@ -544,13 +551,17 @@ def _environment(sandbox_url: str, warehouse_db: str, dagster_db: str, clients_f
         "METRICS_AS_OF": now.isoformat(),
         "METRICS_HISTORY_START": str(oldest),
         "METRICS_AUTOMATION": "off",
-        "META_API_BASE_URL": sandbox_url,
-        "METRICS_FX_RATES_URL": sandbox_url + FEED_PATH,
+        **_sandbox_urls(sandbox_url),
         "META_API_VERSION": API_VERSION,
         "META_ACCESS_TOKEN": TOKEN,
         "DAGSTER_DISABLE_TELEMETRY": "1",
         **RANGED_RUN_EVENT_SETTINGS,  # as docs/deployment.md sets them in production
     }
+
+
+def _sandbox_urls(sandbox_url: str) -> dict[str, str]:
+    """Where the pipeline finds Meta and the rates feed: both in the sandbox."""
+    return {"META_API_BASE_URL": sandbox_url, "METRICS_FX_RATES_URL": sandbox_url + FEED_PATH}
 
 
 def _fresh_pair(args: argparse.Namespace) -> tuple[str, str]:
@@ -563,33 +574,32 @@ def _fresh_pair(args: argparse.Namespace) -> tuple[str, str]:
 
 def client_scaling(args: argparse.Namespace, work: Path, now: datetime, end: date) -> dict:
     """The same days for `args.clients` and for `args.scaling_clients` clients, each on
-    fresh databases, against one sandbox of the larger workload: cost per client-day."""
-    days = args.scaling_clients_days
-    many = Workload(args.scaling_clients, days)
+    fresh databases and a sandbox of its own: cost per client-day."""
+    many = Workload(args.scaling_clients, args.scaling_clients_days)
+    days = many.days
     start = end - timedelta(days=days - 1)
     figures: dict = {"client_scaling_clients": [args.clients, args.scaling_clients]}
     figures["client_scaling_days"] = days
-    with SandboxProcess(many, now.date(), now) as sandbox_url:
-        for label, clients in (("few", args.clients), ("many", args.scaling_clients)):
-            home = work / f"home_{clients}"
-            home.mkdir()
-            shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-            clients_file = Workload(clients, days).write_clients_file(work / f"c{clients}.yaml")
-            warehouse_db, dagster_db = _fresh_pair(args)
+    for label, clients in (("few", args.clients), ("many", args.scaling_clients)):
+        home = work / f"home_{clients}"
+        home.mkdir()
+        shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+        workload = Workload(clients, days)
+        clients_file = workload.write_clients_file(work / f"c{clients}.yaml")
+        warehouse_db, dagster_db = _fresh_pair(args)
+        with SandboxProcess(workload, now.date(), now) as sandbox_url:
             env = _environment(
                 sandbox_url, warehouse_db, dagster_db, clients_file, home, now,
                 start - timedelta(days=7),
             )  # fmt: skip
             result = backfill(env, start, end)
-            figures[f"client_scaling_{label}_seconds"] = result["seconds"]
-            figures[f"client_scaling_{label}_ms"] = round(
-                1000 * result["seconds"] / (clients * days), 1
-            )
-            figures[f"client_scaling_{label}_rss_mib"] = result["peak_rss_mib"]
-            figures[f"client_scaling_{label}_collection_ms"] = _collection_ms(
-                result, clients * days
-            )
-            print(f"(9) {clients} clients x {days} days: {result['seconds']} s", flush=True)
+        figures[f"client_scaling_{label}_seconds"] = result["seconds"]
+        figures[f"client_scaling_{label}_ms"] = round(
+            1000 * result["seconds"] / (clients * days), 1
+        )
+        figures[f"client_scaling_{label}_rss_mib"] = result["peak_rss_mib"]
+        figures[f"client_scaling_{label}_collection_ms"] = _collection_ms(result, clients * days)
+        print(f"(9) {clients} clients x {days} days: {result['seconds']} s", flush=True)
     figures["client_scaling_ratio"] = round(
         figures["client_scaling_many_ms"] / figures["client_scaling_few_ms"], 2
     )
@@ -667,79 +677,88 @@ def main(argv: list[str] | None = None) -> int:
     print(f"workload: {args.clients} clients x {args.days} days ({start} .. {end})", flush=True)
 
     figures: dict = {"clients": args.clients, "days": args.days}
+    # Every timed run reads from a sandbox started for it: the sandbox keeps what it
+    # computed (each ad's day), so a run after another on the same sandbox would be served
+    # from the first one's work, as the floor once was from the backfill's.
     sandbox = SandboxProcess(workload, now.date(), now)
     with sandbox as sandbox_url:
         env = _environment(sandbox_url, warehouse_db, dagster_db, clients_file, home, now, oldest)
         with CpuShares(sandbox.pid) as shares:
             result = backfill(env, start, end, args.profile)
-        engine = sa.create_engine(warehouse_db)
-        with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
-        engine.dispose()
-        print(f"(1) backfill: {result['seconds']} s for {rows} insight rows", flush=True)
-        figures.update(
-            insight_rows=rows,
-            backfill_seconds=result["seconds"],
-            backfill_ms_per_client_day=round(
-                1000 * result["seconds"] / (args.clients * args.days), 1
-            ),
-            backfill_cpu_seconds=result["cpu_seconds"],
-            backfill_sandbox_cpu_seconds=shares.seconds["sandbox"],
-            backfill_postgres_cpu_seconds=shares.seconds["postgres"],
-            stage_starts=result["stage_starts"],
-            collection_ms_per_client_day=_collection_ms(result, args.clients * args.days),
-            steps=step_seconds(env),
-            peak_rss_mib=result["peak_rss_mib"],
-        )
+    engine = sa.create_engine(warehouse_db)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
+    engine.dispose()
+    print(f"(1) backfill: {result['seconds']} s for {rows} insight rows", flush=True)
+    figures.update(
+        insight_rows=rows,
+        backfill_seconds=result["seconds"],
+        backfill_ms_per_client_day=round(1000 * result["seconds"] / (args.clients * args.days), 1),
+        backfill_cpu_seconds=result["cpu_seconds"],
+        backfill_sandbox_cpu_seconds=shares.seconds["sandbox"],
+        backfill_postgres_cpu_seconds=shares.seconds["postgres"],
+        stage_starts=result["stage_starts"],
+        collection_ms_per_client_day=_collection_ms(result, args.clients * args.days),
+        steps=step_seconds(env),
+        peak_rss_mib=result["peak_rss_mib"],
+    )
 
-        floor_url = _schema_url(warehouse_db, "floor")
-        accounts = [spec.account_id for spec in workload.accounts()]
-        # The floor: the same pages fetched and the same rows COPYed by a bare loop reading
-        # and writing JSON with orjson, as the pipeline does; the stdlib `json` loop for
-        # information (how much of a ratio is the JSON library, not the pipeline).
-        for label, suffix, fast_json in (
-            ("(2) floor with orjson", "_orjson", True),
-            ("(2b) floor with the stdlib json", "", False),
-        ):
+    floor_url = _schema_url(warehouse_db, "floor")
+    accounts = [spec.account_id for spec in workload.accounts()]
+    # The floor: the same pages fetched and the same rows COPYed by a bare loop reading
+    # and writing JSON with orjson, as the pipeline does; the stdlib `json` loop for
+    # information (how much of a ratio is the JSON library, not the pipeline).
+    for label, suffix, fast_json in (
+        ("(2) floor with orjson", "_orjson", True),
+        ("(2b) floor with the stdlib json", "", False),
+    ):
+        sandbox = SandboxProcess(workload, now.date(), now)
+        with sandbox as sandbox_url:
             began = time.perf_counter()
             with CpuShares(sandbox.pid) as shares:
                 loaded = run_floor(
                     sandbox_url, API_VERSION, TOKEN, floor_url, accounts, start, end, fast_json
                 )
             seconds = round(time.perf_counter() - began, 2)
-            figures[f"floor{suffix}_cpu_seconds"] = shares.seconds["bench_process"]
-            figures[f"floor{suffix}_sandbox_cpu_seconds"] = shares.seconds["sandbox"]
-            figures[f"floor{suffix}_postgres_cpu_seconds"] = shares.seconds["postgres"]
-            assert loaded == rows, f"{label} loaded {loaded} rows, the pipeline {rows}"
-            figures[f"floor{suffix}_seconds"] = seconds
-            figures[f"backfill_over_floor{suffix}"] = round(result["seconds"] / seconds, 2)
-            print(f"{label}: {seconds} s", flush=True)
+        figures[f"floor{suffix}_cpu_seconds"] = shares.seconds["bench_process"]
+        figures[f"floor{suffix}_sandbox_cpu_seconds"] = shares.seconds["sandbox"]
+        figures[f"floor{suffix}_postgres_cpu_seconds"] = shares.seconds["postgres"]
+        assert loaded == rows, f"{label} loaded {loaded} rows, the pipeline {rows}"
+        figures[f"floor{suffix}_seconds"] = seconds
+        figures[f"backfill_over_floor{suffix}"] = round(result["seconds"] / seconds, 2)
+        print(f"{label}: {seconds} s", flush=True)
 
-        if not args.backfill_only:
-            figures.update(runs_and_reads(args, env, workload, warehouse_db, end, result, figures))
+    if not args.backfill_only:
+        with SandboxProcess(workload, now.date(), now) as sandbox_url:
+            env = _environment(
+                sandbox_url, warehouse_db, dagster_db, clients_file, home, now, oldest
+            )
+            figures.update(runs_and_reads(args, env, workload, warehouse_db, end, result))
 
-        if args.scaling_days:
-            # The same clients over a longer window, on fresh databases: the cost per day
-            # should stay what it was (a linear backfill).
-            long_env = {**env}
-            long_env["METRICS_WAREHOUSE_URL"], long_env["DAGSTER_PG_URL"] = _fresh_pair(args)
+    if args.scaling_days:
+        # The same clients over a longer window, on fresh databases: the cost per day
+        # should stay what it was (a linear backfill).
+        with SandboxProcess(workload, now.date(), now) as sandbox_url:
+            long_env = _environment(
+                sandbox_url, *_fresh_pair(args), clients_file, home, now, oldest
+            )
             long_start = end - timedelta(days=args.scaling_days - 1)
             long = backfill(long_env, long_start, end)
-            figures["scaling_days"] = args.scaling_days
-            figures["scaling_backfill_seconds"] = long["seconds"]
-            figures["scaling_peak_rss_mib"] = long["peak_rss_mib"]
-            figures["scaling_per_day_ratio"] = round(
-                (long["seconds"] / args.scaling_days) / (result["seconds"] / args.days), 2
-            )
-            figures["scaling_collection_ms_per_client_day"] = _collection_ms(
-                long, args.clients * args.scaling_days
-            )
-            figures["scaling_collection_per_day_ratio"] = round(
-                figures["scaling_collection_ms_per_client_day"]
-                / figures["collection_ms_per_client_day"],
-                2,
-            )
-            print(f"(7) {args.scaling_days}-day backfill: {long['seconds']} s", flush=True)
+        figures["scaling_days"] = args.scaling_days
+        figures["scaling_backfill_seconds"] = long["seconds"]
+        figures["scaling_peak_rss_mib"] = long["peak_rss_mib"]
+        figures["scaling_per_day_ratio"] = round(
+            (long["seconds"] / args.scaling_days) / (result["seconds"] / args.days), 2
+        )
+        figures["scaling_collection_ms_per_client_day"] = _collection_ms(
+            long, args.clients * args.scaling_days
+        )
+        figures["scaling_collection_per_day_ratio"] = round(
+            figures["scaling_collection_ms_per_client_day"]
+            / figures["collection_ms_per_client_day"],
+            2,
+        )
+        print(f"(7) {args.scaling_days}-day backfill: {long['seconds']} s", flush=True)
 
     sample = Workload(min(4, args.clients), args.days)
     figures.update(calls_per_row(sample, start, end, now))
@@ -773,12 +792,11 @@ def runs_and_reads(
     warehouse_db: str,
     end: date,
     result: dict,
-    figures: dict,
 ) -> dict:
     """Figures 3-5 on the backfilled warehouse."""
     found: dict = {}
     sample = [end - timedelta(days=n) for n in range(args.sample_days)][::-1]
-    comparison = per_partition_vs_range(env, workload.client_ids()[0], sample)
+    comparison = per_partition_vs_range(env, workload, sample)
     found.update(comparison)
     # The whole workload as one run per partition would take clients x days runs; each
     # costs about the median measured above (its work is one partition's).
