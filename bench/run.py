@@ -140,9 +140,9 @@ class CpuShares:
     def __exit__(self, *exc: object) -> None:
         sandbox, postgres, own = self._began
         self.seconds = {
-            "sandbox": round(cpu_seconds(self._sandbox_pid) - sandbox, 1),
-            "postgres": round(postgres_cpu_seconds() - postgres, 1),
-            "bench_process": round(time.process_time() - own, 1),
+            "sandbox": round(cpu_seconds(self._sandbox_pid) - sandbox, 2),
+            "postgres": round(postgres_cpu_seconds() - postgres, 2),
+            "bench_process": round(time.process_time() - own, 2),
         }
 
 

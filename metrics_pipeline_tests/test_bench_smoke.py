@@ -39,6 +39,11 @@ FIGURES = (
     "calls_per_row_clean",
     "calls_per_row_refused_pages",
     "calls_per_row_ideal",
+    "backfill_cpu_seconds",
+    "backfill_sandbox_cpu_seconds",
+    "backfill_postgres_cpu_seconds",
+    "floor_orjson_sandbox_cpu_seconds",
+    "collection_ms_per_client_day",
 )
 
 
@@ -80,6 +85,12 @@ def test_the_benchmark_reports_every_figure(tmp_path):
     for name in FIGURES:
         assert isinstance(figures[name], int | float) and figures[name] > 0, name
     assert figures["insight_rows"] == _true_row_count(workload, 5)
+    steps = [step for step, _ in figures["steps"]]
+    assert (
+        steps.index("meta_insights")
+        < steps.index("daily_kpi_data")
+        < steps.index("campaign_summaries__weekly")
+    ), steps
     table = (tmp_path / "latest.md").read_text()
     for label in ("1. End-to-end backfill", "2. Floor", "3. Run per partition", "4. Cache refresh",
                   "5. Cache read", "6. Peak RSS", "8. Calls per stored row"):  # fmt: skip

@@ -8,7 +8,7 @@ cache `summarize_days`; both group their rows in `_summarize_labelled`, which ca
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -36,14 +36,30 @@ def _json_default(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
-def campaigns_to_json(aggregated: pd.DataFrame) -> str:
-    """Per-campaign aggregated rows -> stored JSON (money as decimal strings)."""
+def _campaigns_json(rows: Iterable[dict[str, Any]]) -> str:
+    """Per-campaign aggregated rows, in campaign order -> stored JSON (money as decimal
+    strings)."""
     records = []
-    for row in aggregated.sort_values("campaign_id").to_dict("records"):
+    for row in rows:
         record = {"campaign_id": row["campaign_id"], "campaign_name": row["campaign_name"]}
         record.update(totals_record(row))
         records.append(record)
     return json.dumps(records, default=_json_default, sort_keys=True, separators=(",", ":"))
+
+
+def campaigns_to_json(aggregated: pd.DataFrame) -> str:
+    """Per-campaign aggregated rows -> stored JSON (money as decimal strings)."""
+    return _campaigns_json(aggregated.sort_values("campaign_id").to_dict("records"))
+
+
+def campaigns_json_by(aggregated: pd.DataFrame, key: str) -> dict[Any, str]:
+    """`campaigns_to_json` of each `key` group of `aggregated` (a day, a period), from one
+    pass over the frame: a backfill has a group per client and day, and a frame per group
+    would cost more than its few rows."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in aggregated.sort_values([key, "campaign_id"]).to_dict("records"):
+        groups.setdefault(row[key], []).append(row)
+    return {value: _campaigns_json(rows) for value, rows in groups.items()}
 
 
 def campaigns_from_json(texts: pd.Series) -> pd.DataFrame:
@@ -108,7 +124,8 @@ def _summarize_labelled(daily: pd.DataFrame) -> dict[Hashable, PeriodSummary]:
     entries = campaigns_from_json(daily["campaign_data"])
     entries[PERIOD] = [labels[position] for position in entries["_order"]]
     campaigns = aggregate_campaigns(entries, within=[PERIOD])
-    campaigns_by_label = dict(iter(campaigns.groupby(PERIOD, sort=False)))
+    campaigns_by_label = campaigns_json_by(campaigns, PERIOD)
+    no_campaigns = campaigns_to_json(campaigns.iloc[0:0])
     grouped = daily.groupby(PERIOD, sort=False)
     days_with_data = grouped["date"].nunique().to_dict()
     currencies = grouped["currency"].agg(lambda values: sorted(set(values))).to_dict()
@@ -119,7 +136,7 @@ def _summarize_labelled(daily: pd.DataFrame) -> dict[Hashable, PeriodSummary]:
             raise ValueError(f"days in more than one currency: {currencies[label]}")
         summaries[label] = PeriodSummary(
             totals=totals_record(row),
-            campaign_data=campaigns_to_json(campaigns_by_label.get(label, campaigns.iloc[0:0])),
+            campaign_data=campaigns_by_label.get(label, no_campaigns),
             days_with_data=int(days_with_data[label]),
             currency=currencies[label][0] if currencies[label] else None,
         )

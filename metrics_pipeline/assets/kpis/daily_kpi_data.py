@@ -18,7 +18,11 @@ from metrics_pipeline.domain.insight_kpis import (
     kpi_inputs_from_sums,
 )
 from metrics_pipeline.domain.kpis import PLATFORM, aggregate_kpis, totals_record
-from metrics_pipeline.domain.summaries import aggregate_campaigns, campaigns_to_json
+from metrics_pipeline.domain.summaries import (
+    aggregate_campaigns,
+    campaigns_json_by,
+    campaigns_to_json,
+)
 from metrics_pipeline.partitions import dates_by_client, multi_key
 from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
@@ -79,8 +83,8 @@ def daily_rows(
     }
     no_delivery = aggregate_kpis(inputs.iloc[0:0]).iloc[0].to_dict()
     campaigns = aggregate_campaigns(inputs.assign(_order=0), within=["date"])
-    campaigns_by_day = dict(iter(campaigns.groupby("date", sort=False)))
-    no_campaigns = campaigns.iloc[0:0]
+    campaigns_by_day = campaigns_json_by(campaigns, "date")
+    no_campaigns = campaigns_to_json(campaigns.iloc[0:0])
     rows: list[dict[str, Any]] = []
     for collection in collections.sort_values("date").to_dict("records"):
         day: date = collection["date"]
@@ -91,7 +95,7 @@ def daily_rows(
                 "platform": PLATFORM,
                 **totals_record(totals_by_day.get(day, no_delivery)),
                 "currency": collection["currency"],
-                "campaign_data": campaigns_to_json(campaigns_by_day.get(day, no_campaigns)),
+                "campaign_data": campaigns_by_day.get(day, no_campaigns),
                 "data_source": DATA_SOURCE,
                 "collected_at": collection["collected_at"],
             }
