@@ -47,8 +47,13 @@ COLLECTION_STAGE = "meta_insights + daily_kpi_data"
 
 # The sizes of the standard workload, and of a smoke run (`--smoke`): a toy workload whose
 # fixed costs (process start, one run per layer) dwarf its rows, so no target is judged on it.
-STANDARD = {"clients": 20, "days": 90, "sample_days": 30, "reads": 1000, "cache_history": (30, 365)}
-SMOKE = {"clients": 2, "days": 5, "sample_days": 2, "reads": 50, "cache_history": (3, 10)}
+STANDARD = {
+    "clients": 20, "days": 90, "sample_days": 30, "reads": 1000, "cache_history": (30, 365),
+    "repeat": 3,
+}  # fmt: skip
+SMOKE = {
+    "clients": 2, "days": 5, "sample_days": 2, "reads": 50, "cache_history": (3, 10), "repeat": 1,
+}  # fmt: skip
 TARGETS = {
     "backfill_over_floor_orjson": ("<=", 1.2),
     "per_partition_over_range": (">=", 10.0),
@@ -70,6 +75,7 @@ FLAT = (
     "client_scaling_collection_ratio",
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CPU_OF = ("sandbox", "postgres")  # beside the backfill's own, in the CPU figures
 
 
 def _drop_database(admin_url: str, name: str) -> None:
@@ -282,6 +288,46 @@ def _stage_seconds(stage_starts: list[tuple[float, str]], total: float, name: st
     raise KeyError(name)
 
 
+def timed_backfill(
+    env: dict[str, str], workload: Workload, now: datetime, start: date, end: date,
+    profile: Path | None,
+) -> dict:  # fmt: skip
+    """`backfill` against a sandbox of its own (the sandbox keeps what it computed, so a
+    run after another on the same sandbox would be served from the first one's work), with
+    the sandbox's and PostgreSQL's CPU, the stored rows and Dagster's step times."""
+    sandbox = SandboxProcess(workload, now.date(), now)
+    with sandbox as sandbox_url:
+        env = {**env, **_sandbox_urls(sandbox_url)}
+        with CpuShares(sandbox.pid) as shares:
+            result = backfill(env, start, end, profile)
+    engine = sa.create_engine(env["METRICS_WAREHOUSE_URL"])
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
+    engine.dispose()
+    return {**result, "cpu": shares.seconds, "insight_rows": rows, "steps": step_seconds(env)}
+
+
+def timed_floor(
+    workload: Workload, now: datetime, floor_url: str, start: date, end: date, fast_json: bool
+) -> dict:
+    """The floor against a sandbox of its own: its time, rows and CPU shares."""
+    sandbox = SandboxProcess(workload, now.date(), now)
+    accounts = [spec.account_id for spec in workload.accounts()]
+    with sandbox as sandbox_url:
+        began = time.perf_counter()
+        with CpuShares(sandbox.pid) as shares:
+            rows = run_floor(
+                sandbox_url, API_VERSION, TOKEN, floor_url, accounts, start, end, fast_json
+            )
+        seconds = round(time.perf_counter() - began, 2)
+    return {"seconds": seconds, "rows": rows, "cpu": shares.seconds}
+
+
+def _median_run(runs: list[dict]) -> dict:
+    """The run whose time is the median (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda run: run["seconds"])[(len(runs) - 1) // 2]
+
+
 def _collection_ms(result: dict, client_days: int) -> float:
     """The collection stage's wall time (raw insights, daily KPIs and their checks: the
     work that grows with clients x days) per client-day, without the backfill's fixed
@@ -395,18 +441,27 @@ def _run_and_read_rows(figures: dict) -> list[tuple[str, object, str]]:
     ]
 
 
+def _listed(values: list[float], between: str = ", ") -> str:
+    return between.join(f"{value:g}" for value in values)
+
+
 def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
     """The figures as a table; `verdicts` None: a smoke run, whose targets are not judged."""
     rows = [
-        ("1. End-to-end backfill", f"{figures['backfill_seconds']} s", ""),
+        (
+            f"1. End-to-end backfill, median of {figures['repeat']}",
+            f"{figures['backfill_seconds']} s ({_listed(figures['backfill_runs_seconds'])})",
+            "",
+        ),
         (
             "   per client-day",
             f"{figures['backfill_ms_per_client_day']} ms",
             "",
         ),
         (
-            "2. Floor: bare fetch + COPY, JSON with orjson",
-            f"{figures['floor_orjson_seconds']} s",
+            f"2. Floor: bare fetch + COPY, JSON with orjson, median of {figures['repeat']}",
+            f"{figures['floor_orjson_seconds']} s "
+            f"({_listed(figures['floor_orjson_runs_seconds'])})",
             "",
         ),
         (
@@ -458,6 +513,12 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
                 f"   collection cost per day, {figures['scaling_days']} / {figures['days']} days",
                 figures["scaling_collection_per_day_ratio"],
                 "scaling_collection_per_day_ratio",
+            ),
+            (
+                f"   CPU of the {figures['scaling_days']}-day backfill: pipeline / sandbox / "
+                "PostgreSQL",
+                f"{_listed(figures['scaling_cpu_seconds'], ' / ')} s",
+                "",
             ),
             (
                 f"   peak RSS of the {figures['scaling_days']}-day backfill",
@@ -519,6 +580,12 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
                 figures["client_scaling_collection_ratio"],
                 "client_scaling_collection_ratio",
             ),
+            (
+                f"   CPU, {few} / {many} clients: pipeline / sandbox / PostgreSQL",
+                f"{_listed(figures['client_scaling_few_cpu_seconds'], ' / ')} s; "
+                f"{_listed(figures['client_scaling_many_cpu_seconds'], ' / ')} s",
+                "",
+            ),
             (f"   peak RSS, {many} clients", f"{figures['client_scaling_many_rss_mib']} MiB", ""),
         ]
     lines = ["| Figure | Value | Target |", "|---|---|---|"]
@@ -575,8 +642,7 @@ def _fresh_pair(args: argparse.Namespace) -> tuple[str, str]:
 def client_scaling(args: argparse.Namespace, work: Path, now: datetime, end: date) -> dict:
     """The same days for `args.clients` and for `args.scaling_clients` clients, each on
     fresh databases and a sandbox of its own: cost per client-day."""
-    many = Workload(args.scaling_clients, args.scaling_clients_days)
-    days = many.days
+    days = args.scaling_clients_days
     start = end - timedelta(days=days - 1)
     figures: dict = {"client_scaling_clients": [args.clients, args.scaling_clients]}
     figures["client_scaling_days"] = days
@@ -586,13 +652,13 @@ def client_scaling(args: argparse.Namespace, work: Path, now: datetime, end: dat
         shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
         workload = Workload(clients, days)
         clients_file = workload.write_clients_file(work / f"c{clients}.yaml")
-        warehouse_db, dagster_db = _fresh_pair(args)
-        with SandboxProcess(workload, now.date(), now) as sandbox_url:
-            env = _environment(
-                sandbox_url, warehouse_db, dagster_db, clients_file, home, now,
-                start - timedelta(days=7),
-            )  # fmt: skip
-            result = backfill(env, start, end)
+        env = _environment(
+            "", *_fresh_pair(args), clients_file, home, now, start - timedelta(days=7)
+        )
+        result = timed_backfill(env, workload, now, start, end, None)
+        figures[f"client_scaling_{label}_cpu_seconds"] = [
+            result["cpu_seconds"], *map(result["cpu"].get, CPU_OF)
+        ]  # fmt: skip
         figures[f"client_scaling_{label}_seconds"] = result["seconds"]
         figures[f"client_scaling_{label}_ms"] = round(
             1000 * result["seconds"] / (clients * days), 1
@@ -623,6 +689,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-days", type=int, help="partitions in figure 3; default 30")
     parser.add_argument("--cache-history", type=int, nargs=2, help="default 30 365")
     parser.add_argument("--reads", type=int, help="default 1000 (smoke: 50)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help="backfills and floors of figures 1 and 2, in turn; their medians are reported "
+        "(default 3, smoke: 1)",
+    )
     parser.add_argument(
         "--backfill-only",
         action="store_true",
@@ -676,57 +748,55 @@ def main(argv: list[str] | None = None) -> int:
     clients_file = workload.write_clients_file(work / "clients.yaml")
     print(f"workload: {args.clients} clients x {args.days} days ({start} .. {end})", flush=True)
 
-    figures: dict = {"clients": args.clients, "days": args.days}
-    # Every timed run reads from a sandbox started for it: the sandbox keeps what it
-    # computed (each ad's day), so a run after another on the same sandbox would be served
-    # from the first one's work, as the floor once was from the backfill's.
-    sandbox = SandboxProcess(workload, now.date(), now)
-    with sandbox as sandbox_url:
-        env = _environment(sandbox_url, warehouse_db, dagster_db, clients_file, home, now, oldest)
-        with CpuShares(sandbox.pid) as shares:
-            result = backfill(env, start, end, args.profile)
-    engine = sa.create_engine(warehouse_db)
-    with engine.connect() as connection:
-        rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
-    engine.dispose()
-    print(f"(1) backfill: {result['seconds']} s for {rows} insight rows", flush=True)
+    figures: dict = {"clients": args.clients, "days": args.days, "repeat": args.repeat}
+    # Figures 1 and 2, `--repeat` times in turn, each backfill on fresh databases: their
+    # medians, since one run on a shared machine moves with its load. The warehouse of the
+    # last backfill serves figures 3-5.
+    timings: dict[str, list[dict]] = {"backfill": [], "_orjson": [], "": []}
+    for attempt in range(args.repeat):
+        if attempt:
+            warehouse_db, dagster_db = _fresh_pair(args)
+        env = _environment("", warehouse_db, dagster_db, clients_file, home, now, oldest)
+        timings["backfill"].append(timed_backfill(env, workload, now, start, end, args.profile))
+        rows = timings["backfill"][-1]["insight_rows"]
+        print(f"(1) backfill: {timings['backfill'][-1]['seconds']} s for {rows} insight rows")
+        floor_url = _schema_url(warehouse_db, "floor")
+        # The floor: the same pages fetched and the same rows COPYed by a bare loop reading
+        # and writing JSON with orjson, as the pipeline does; the stdlib `json` loop for
+        # information (how much of a ratio is the JSON library, not the pipeline).
+        for label, suffix, fast_json in (
+            ("(2) floor with orjson", "_orjson", True),
+            ("(2b) floor with the stdlib json", "", False),
+        ):
+            floor = timed_floor(workload, now, floor_url, start, end, fast_json)
+            assert floor["rows"] == rows, (
+                f"{label} loaded {floor['rows']} rows, the pipeline {rows}"
+            )
+            timings[suffix].append(floor)
+            print(f"{label}: {floor['seconds']} s", flush=True)
+    result = _median_run(timings["backfill"])
     figures.update(
-        insight_rows=rows,
+        insight_rows=result["insight_rows"],
+        backfill_runs_seconds=[run["seconds"] for run in timings["backfill"]],
         backfill_seconds=result["seconds"],
         backfill_ms_per_client_day=round(1000 * result["seconds"] / (args.clients * args.days), 1),
         backfill_cpu_seconds=result["cpu_seconds"],
-        backfill_sandbox_cpu_seconds=shares.seconds["sandbox"],
-        backfill_postgres_cpu_seconds=shares.seconds["postgres"],
+        backfill_sandbox_cpu_seconds=result["cpu"]["sandbox"],
+        backfill_postgres_cpu_seconds=result["cpu"]["postgres"],
         stage_starts=result["stage_starts"],
         collection_ms_per_client_day=_collection_ms(result, args.clients * args.days),
-        steps=step_seconds(env),
-        peak_rss_mib=result["peak_rss_mib"],
+        steps=result["steps"],
+        # The highest of the backfills: a bound, not a median.
+        peak_rss_mib=max(run["peak_rss_mib"] for run in timings["backfill"]),
     )
-
-    floor_url = _schema_url(warehouse_db, "floor")
-    accounts = [spec.account_id for spec in workload.accounts()]
-    # The floor: the same pages fetched and the same rows COPYed by a bare loop reading
-    # and writing JSON with orjson, as the pipeline does; the stdlib `json` loop for
-    # information (how much of a ratio is the JSON library, not the pipeline).
-    for label, suffix, fast_json in (
-        ("(2) floor with orjson", "_orjson", True),
-        ("(2b) floor with the stdlib json", "", False),
-    ):
-        sandbox = SandboxProcess(workload, now.date(), now)
-        with sandbox as sandbox_url:
-            began = time.perf_counter()
-            with CpuShares(sandbox.pid) as shares:
-                loaded = run_floor(
-                    sandbox_url, API_VERSION, TOKEN, floor_url, accounts, start, end, fast_json
-                )
-            seconds = round(time.perf_counter() - began, 2)
-        figures[f"floor{suffix}_cpu_seconds"] = shares.seconds["bench_process"]
-        figures[f"floor{suffix}_sandbox_cpu_seconds"] = shares.seconds["sandbox"]
-        figures[f"floor{suffix}_postgres_cpu_seconds"] = shares.seconds["postgres"]
-        assert loaded == rows, f"{label} loaded {loaded} rows, the pipeline {rows}"
-        figures[f"floor{suffix}_seconds"] = seconds
-        figures[f"backfill_over_floor{suffix}"] = round(result["seconds"] / seconds, 2)
-        print(f"{label}: {seconds} s", flush=True)
+    for suffix in ("_orjson", ""):
+        floor = _median_run(timings[suffix])
+        figures[f"floor{suffix}_runs_seconds"] = [run["seconds"] for run in timings[suffix]]
+        figures[f"floor{suffix}_seconds"] = floor["seconds"]
+        figures[f"floor{suffix}_cpu_seconds"] = floor["cpu"]["bench_process"]
+        figures[f"floor{suffix}_sandbox_cpu_seconds"] = floor["cpu"]["sandbox"]
+        figures[f"floor{suffix}_postgres_cpu_seconds"] = floor["cpu"]["postgres"]
+        figures[f"backfill_over_floor{suffix}"] = round(result["seconds"] / floor["seconds"], 2)
 
     if not args.backfill_only:
         with SandboxProcess(workload, now.date(), now) as sandbox_url:
@@ -738,12 +808,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling_days:
         # The same clients over a longer window, on fresh databases: the cost per day
         # should stay what it was (a linear backfill).
-        with SandboxProcess(workload, now.date(), now) as sandbox_url:
-            long_env = _environment(
-                sandbox_url, *_fresh_pair(args), clients_file, home, now, oldest
-            )
-            long_start = end - timedelta(days=args.scaling_days - 1)
-            long = backfill(long_env, long_start, end)
+        long_env = _environment("", *_fresh_pair(args), clients_file, home, now, oldest)
+        long_start = end - timedelta(days=args.scaling_days - 1)
+        long = timed_backfill(long_env, workload, now, long_start, end, None)
+        figures["scaling_cpu_seconds"] = [long["cpu_seconds"], *map(long["cpu"].get, CPU_OF)]
         figures["scaling_days"] = args.scaling_days
         figures["scaling_backfill_seconds"] = long["seconds"]
         figures["scaling_peak_rss_mib"] = long["peak_rss_mib"]
