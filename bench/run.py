@@ -730,6 +730,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-databases", action="store_true", help="for a look afterwards")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
+    if args.profile is not None and args.repeat is None:
+        args.repeat = 1  # one profiled backfill: the profiler's times are not a median's
     for name, size in (SMOKE if args.smoke else STANDARD).items():
         if getattr(args, name) is None:
             setattr(args, name, size)
