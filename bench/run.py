@@ -75,7 +75,6 @@ FLAT = (
     "client_scaling_collection_ratio",
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-CPU_OF = ("sandbox", "postgres")  # beside the backfill's own, in the CPU figures
 
 
 def _drop_database(admin_url: str, name: str) -> None:
@@ -116,13 +115,14 @@ def cpu_seconds(pid: int) -> float:
 def postgres_cpu_seconds() -> float:
     """CPU used so far by the local PostgreSQL server: its live processes, and the backends
     that ended (counted in the postmaster's children's time). Other databases' work on the
-    same server counts too: run the bench alone."""
+    same server counts too: run the bench alone. Told by the executable's name, not the
+    command line, which the bench's own `--postgres-url` would match."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if b"postgres" not in (entry / "cmdline").read_bytes():
+            if (entry / "comm").read_text().strip() != "postgres":
                 continue
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended while being read
@@ -265,10 +265,12 @@ def per_partition_vs_range(env: dict[str, str], workload: Workload, days: list[d
     anchor = datetime.fromisoformat(env["METRICS_AS_OF"])
     with SandboxProcess(workload, anchor.date(), anchor) as sandbox_url:
         os.environ.update(_sandbox_urls(sandbox_url))  # the runs read their settings here
-        began = time.perf_counter()
-        outcome = run_stage(defs, instance, "range", RAW_AND_DAILY, first, last, {}, "ERROR")
-        ranged = time.perf_counter() - began
-        os.environ.update(_sandbox_urls(env["META_API_BASE_URL"]))
+        try:
+            began = time.perf_counter()
+            outcome = run_stage(defs, instance, "range", RAW_AND_DAILY, first, last, {}, "ERROR")
+            ranged = time.perf_counter() - began
+        finally:
+            os.environ.update(_sandbox_urls(env["META_API_BASE_URL"]))
     assert outcome.success, outcome.errors
     return {
         "sample_partitions": len(days),
@@ -321,6 +323,11 @@ def timed_floor(
             )
         seconds = round(time.perf_counter() - began, 2)
     return {"seconds": seconds, "rows": rows, "cpu": shares.seconds}
+
+
+def _cpu_figures(run: dict) -> list[float]:
+    """CPU seconds of a `timed_backfill`: the backfill's own process, the sandbox, PostgreSQL."""
+    return [run["cpu_seconds"], run["cpu"]["sandbox"], run["cpu"]["postgres"]]
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -656,9 +663,7 @@ def client_scaling(args: argparse.Namespace, work: Path, now: datetime, end: dat
             "", *_fresh_pair(args), clients_file, home, now, start - timedelta(days=7)
         )
         result = timed_backfill(env, workload, now, start, end, None)
-        figures[f"client_scaling_{label}_cpu_seconds"] = [
-            result["cpu_seconds"], *map(result["cpu"].get, CPU_OF)
-        ]  # fmt: skip
+        figures[f"client_scaling_{label}_cpu_seconds"] = _cpu_figures(result)
         figures[f"client_scaling_{label}_seconds"] = result["seconds"]
         figures[f"client_scaling_{label}_ms"] = round(
             1000 * result["seconds"] / (clients * days), 1
@@ -761,7 +766,8 @@ def main(argv: list[str] | None = None) -> int:
         env = _environment("", warehouse_db, dagster_db, clients_file, home, now, oldest)
         timings["backfill"].append(timed_backfill(env, workload, now, start, end, args.profile))
         rows = timings["backfill"][-1]["insight_rows"]
-        print(f"(1) backfill: {timings['backfill'][-1]['seconds']} s for {rows} insight rows")
+        seconds = timings["backfill"][-1]["seconds"]
+        print(f"(1) backfill: {seconds} s for {rows} insight rows", flush=True)
         floor_url = _schema_url(warehouse_db, "floor")
         # The floor: the same pages fetched and the same rows COPYed by a bare loop reading
         # and writing JSON with orjson, as the pipeline does; the stdlib `json` loop for
@@ -813,7 +819,7 @@ def main(argv: list[str] | None = None) -> int:
         long_env = _environment("", *_fresh_pair(args), clients_file, home, now, oldest)
         long_start = end - timedelta(days=args.scaling_days - 1)
         long = timed_backfill(long_env, workload, now, long_start, end, None)
-        figures["scaling_cpu_seconds"] = [long["cpu_seconds"], *map(long["cpu"].get, CPU_OF)]
+        figures["scaling_cpu_seconds"] = _cpu_figures(long)
         figures["scaling_days"] = args.scaling_days
         figures["scaling_backfill_seconds"] = long["seconds"]
         figures["scaling_peak_rss_mib"] = long["peak_rss_mib"]
