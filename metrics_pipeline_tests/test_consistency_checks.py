@@ -2,7 +2,8 @@
 check with the offending row, blocks the run, and is alerted once.
 
 Each test makes the database store one wrong figure when the pipeline writes a row, as a
-bad write would, and sums the days itself with its own SQL.
+bad write would, and sums the days itself with its own SQL: a client's daily rows, or for
+the portfolio its converted days (every client's for the total row).
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ from metrics_pipeline_tests.receivers import webhook_receiver
 
 CLIENTS = ("harbour_view_hotel", "canyon_lodge")
 CLIENT = "canyon_lodge"  # the client whose row is corrupted; the other one stays right
+TOTAL = "*"  # the portfolio's row over all clients
+DAILY = "FROM daily_kpi_data WHERE client_id = :client AND date >= :start AND date <= :end"
+CONVERTED_DAYS = (
+    "FROM portfolio_kpis WHERE period_type = 'day' AND client_id = :client "
+    "AND period_start >= :start AND period_start <= :end"
+)
+ALL_CLIENTS_CONVERTED_DAYS = CONVERTED_DAYS.replace("client_id = :client", "client_id <> :client")
 # To yesterday, from nine days back or the previous month's last day if earlier: a whole
 # ISO week, a month that has ended (its summary sums the days stored) and the week to date.
 WINDOW = (
@@ -54,6 +62,10 @@ class Store:
     column: str
     delta: Decimal
     label: str  # the column naming the row in alerts; "" when it is the constant "cache"
+    client: str = CLIENT
+    days: str = DAILY  # FROM and WHERE of the days the row sums
+    partitioned: bool = True
+    label_prefix: str = ""  # the column whose value comes first in the label, if any
 
     @property
     def check(self) -> AssetCheckKey:
@@ -109,6 +121,35 @@ STORES = {
         Decimal("10.00"),
         "rollup_window",
     ),
+    "portfolio-week": Store(
+        AssetKey("portfolio_kpis"),
+        "portfolio_kpis",
+        ("period_type", "period_start"),
+        "period_type = 'week'",
+        "period_start",
+        "period_end",
+        "total_spend",
+        Decimal("0.01"),
+        "period_start",
+        days=CONVERTED_DAYS,
+        partitioned=False,
+        label_prefix="period_type",
+    ),
+    "portfolio-total-day": Store(
+        AssetKey("portfolio_kpis"),
+        "portfolio_kpis",
+        ("period_type", "period_start"),
+        "period_type = 'day'",
+        "period_start",
+        "period_end",
+        "reservations",
+        Decimal("-1"),
+        "period_start",
+        client=TOTAL,
+        days=ALL_CLIENTS_CONVERTED_DAYS,
+        partitioned=False,
+        label_prefix="period_type",
+    ),
 }
 
 
@@ -152,7 +193,7 @@ def pick_row(engine: sa.Engine, store: Store) -> dict:
         f"ORDER BY {store.start} LIMIT 1"
     )
     with engine.connect() as connection:
-        row = connection.execute(sa.text(query), {"client": CLIENT}).mappings().one()
+        row = connection.execute(sa.text(query), {"client": store.client}).mappings().one()
     return dict(row)
 
 
@@ -207,19 +248,16 @@ def bad_write(engine: sa.Engine, store: Store, row: dict) -> Iterator[None]:
                 connection.exec_driver_sql(statement)
 
 
-def sum_of_days(engine: sa.Engine, column: str, start: date, end: date) -> Decimal:
-    query = (
-        f"SELECT COALESCE(SUM({column}), 0) FROM daily_kpi_data "
-        "WHERE client_id = :client AND date >= :start AND date <= :end"
-    )
+def sum_of_days(engine: sa.Engine, store: Store, start: date, end: date) -> Decimal:
+    query = f"SELECT COALESCE(SUM({store.column}), 0) {store.days}"
     with engine.connect() as connection:
         total = connection.execute(
-            sa.text(query), {"client": CLIENT, "start": str(start), "end": str(end)}
+            sa.text(query), {"client": store.client, "start": str(start), "end": str(end)}
         ).scalar()
-    return exact(total, column)
+    return exact(total, store.column)
 
 
-def rematerialize(stack: Stack, store: Store, partition: str):
+def rematerialize(stack: Stack, store: Store, partition: str | None):
     """The store for one partition with its consistency check, as a run in the instance.
 
     The check runs in the asset's run, as in production: a run of checks alone carries no
@@ -260,10 +298,14 @@ def test_a_row_off_its_days_fails_the_check_with_the_row_and_alerts_once(stack, 
     store = STORES[kind]
     row = pick_row(stack.engine, store)
     start, end = as_date(row[store.start]), as_date(row[store.end])
-    expected_sum = sum_of_days(stack.engine, store.column, start, end)
+    expected_sum = sum_of_days(stack.engine, store, start, end)
     assert exact(row[store.column], store.column) == expected_sum, "consistent to begin with"
     label = str(row[store.label]) if store.label else "cache"
+    if store.label_prefix:
+        label = f"{row[store.label_prefix]} {label}"
     partition = f"{CLIENT}|{start}" if store.table == "campaign_summaries" else CLIENT
+    if not store.partitioned:
+        partition = None
 
     try:
         with bad_write(stack.engine, store, row):
@@ -281,7 +323,7 @@ def test_a_row_off_its_days_fails_the_check_with_the_row_and_alerts_once(stack, 
         assert len(offending) == 1, offending
         found = offending[0]
         assert {k: found[k] for k in ("client", "date", "period", "column")} == {
-            "client": CLIENT,
+            "client": store.client,
             "date": label,
             "period": f"{start}..{end}",
             "column": store.column,
@@ -300,9 +342,10 @@ def test_a_row_off_its_days_fails_the_check_with_the_row_and_alerts_once(stack, 
             f"{store.asset.to_python_identifier()}_consistency"
         ], [e.message for e in failed]
 
-        posts = failure_posts(stack, store)
+        # The check's alerts name this row once (the portfolio's two cases share a check).
+        named = f"client {store.client}, date {label}: "
+        posts = [p for p in failure_posts(stack, store) if named in p["text"]]
         assert len(posts) == 1, [p["text"] for p in posts]
-        assert f"client {CLIENT}, date {label}: " in posts[0]["text"]
         assert f"column={store.column}" in posts[0]["text"]
     finally:
         set_value(stack.engine, store, row, expected_sum)

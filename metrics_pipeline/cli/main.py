@@ -77,6 +77,17 @@ def _open_instance(home: Path):
     return DagsterInstance.local_temp(str(home), overrides={"telemetry": {"enabled": False}})
 
 
+def _pool_storage_connections(instance) -> None:
+    """Keep the instance's database connections open for this command's runs.
+
+    dagster-postgres opens a new connection for every event it stores unless told it runs
+    in a long-lived process, as the webserver and daemon do; a backfill stores hundreds of
+    events, each of which would otherwise pay a connection's start-up in PostgreSQL. No
+    statement timeout (0): a run's own queries take as long as they need. Embedded storage
+    ignores this."""
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=10)
+
+
 def _quiet_dagster() -> None:
     import logging
     import warnings
@@ -189,6 +200,7 @@ def _materialize(
         # Opened only now: a fresh instance takes seconds to create, and a failed check
         # above must be reported at once.
         with _open_instance(home) as instance:
+            _pool_storage_connections(instance)
             return _run_window(defs, catalog, instance, start, end, clients, echo, verbose)
 
 

@@ -1,5 +1,6 @@
 """Checks of the exchange rates and of the portfolio built on them."""
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -8,7 +9,7 @@ from dagster import AssetCheckExecutionContext, asset_check
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
-from metrics_pipeline.checks.consistency import mismatches
+from metrics_pipeline.checks.consistency import ClientSpan, mismatches
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.domain.fx import (
     MAX_PLAUSIBLE_RATE,
@@ -102,21 +103,52 @@ def _big_moves(warehouse: WarehouseResource, fx: FxResource, days: list[date]) -
     return offending
 
 
-def _portfolio_expected(
-    warehouse: WarehouseResource, client_id: str, start: date, end: date
-) -> dict[str, Decimal]:
-    """The database's own sum of the converted client-days (all clients' for the total)."""
-    frame = warehouse.totals(
-        "portfolio_kpis",
-        STORED_ADDITIVE_COLUMNS,
-        {"period_type": "day"},
-        where=lambda t: (
-            t.c.period_start.between(start, end)
-            & ((t.c.client_id != TOTAL) if client_id == TOTAL else (t.c.client_id == client_id))
-        ),
-    )
-    row = frame.iloc[0].to_dict() if not frame.empty else {}
-    return {c: Decimal(str(row.get(c) or 0)) for c in STORED_ADDITIVE_COLUMNS}
+def _portfolio_sums(
+    warehouse: WarehouseResource, spans: Iterable[ClientSpan]
+) -> dict[ClientSpan, dict[str, Decimal]]:
+    """The database's own sums of the converted client-days over each span: the client's
+    own days, every client's for the total.
+
+    The total's single days come from one query grouped by day; every other span from one
+    query grouped by client, and one more when the total is asked for over it."""
+    day_totals: set[date] = set()
+    clients_by_span: dict[tuple[date, date], set[str]] = {}
+    for client_id, start, end in spans:
+        if client_id == TOTAL and start == end:
+            day_totals.add(start)
+        else:
+            clients_by_span.setdefault((start, end), set()).add(client_id)
+
+    def summed(group_by: list[str], first: date, last: date) -> dict[tuple, dict[str, Decimal]]:
+        frame = warehouse.totals(
+            "portfolio_kpis",
+            STORED_ADDITIVE_COLUMNS,
+            {"period_type": "day"},
+            group_by=group_by,
+            where=lambda t: t.c.period_start.between(first, last) & (t.c.client_id != TOTAL),
+        )
+        return {
+            tuple(row[g] for g in group_by): {
+                c: Decimal(str(row[c] or 0)) for c in STORED_ADDITIVE_COLUMNS
+            }
+            for row in frame.to_dict("records")
+        }
+
+    zero = dict.fromkeys(STORED_ADDITIVE_COLUMNS, Decimal("0"))
+    sums: dict[ClientSpan, dict[str, Decimal]] = {}
+    if day_totals:
+        by_day = summed(["period_start"], min(day_totals), max(day_totals))
+        for day in day_totals:
+            sums[(TOTAL, day, day)] = by_day.get((day,), zero)
+    for (start, end), clients in clients_by_span.items():
+        if clients - {TOTAL}:
+            by_client = summed(["client_id"], start, end)
+            for client_id in clients - {TOTAL}:
+                sums[(client_id, start, end)] = by_client.get((client_id,), zero)
+        if TOTAL in clients:
+            total = summed([], start, end)
+            sums[(TOTAL, start, end)] = total.get((), zero)
+    return sums
 
 
 def build_portfolio_checks(catalog: Catalog, fx_rates, portfolio_kpis) -> list:
@@ -172,18 +204,22 @@ def build_portfolio_checks(catalog: Catalog, fx_rates, portfolio_kpis) -> list:
                 offending.append(
                     {"client": client_id, "date": str(day), "column": "(row)", "stored": "missing"}
                 )
-        for row in stored.to_dict("records"):
-            if row["period_type"] == "day" and row["client_id"] != TOTAL:
-                continue
+        compared_rows = [
+            row
+            for row in stored.to_dict("records")
+            if row["period_type"] != "day" or row["client_id"] == TOTAL
+        ]
+        sums = _portfolio_sums(
+            warehouse, ((r["client_id"], r["period_start"], r["period_end"]) for r in compared_rows)
+        )
+        for row in compared_rows:
             compared += 1
             label = {
                 "client": row["client_id"],
                 "date": f"{row['period_type']} {row['period_start']}",
                 "period": f"{row['period_start']}..{row['period_end']}",
             }
-            expected = _portfolio_expected(
-                warehouse, row["client_id"], row["period_start"], row["period_end"]
-            )
+            expected = sums[(row["client_id"], row["period_start"], row["period_end"])]
             offending += mismatches(row, expected, label)
         covered = {
             client: sorted(

@@ -1,6 +1,9 @@
 """Consistency and freshness of the stores derived from daily_kpi_data."""
 
+from collections.abc import Sequence
 from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
 
 from dagster import AssetCheckExecutionContext, AssetCheckSeverity, MetadataValue, asset_check
 
@@ -21,6 +24,20 @@ def _label(client_id: str, item: str, start: date, end: date) -> dict[str, str]:
     return {"client": client_id, "date": item, "period": f"{start}..{end}"}
 
 
+def _with_daily_sums(
+    warehouse: WarehouseResource, table: str, clients: Sequence[str], start: str, end: str
+) -> list[tuple[str, dict[str, Any], dict[str, Decimal]]]:
+    """Each client's rows of `table`, with the database's sums of the client's daily rows
+    over each row's days (its columns `start` to `end`)."""
+    rows = {c: warehouse.read(table, {"client_id": c}).to_dict("records") for c in clients}
+    sums = daily_sums(
+        warehouse, ((c, row[start], row[end]) for c, records in rows.items() for row in records)
+    )
+    return [
+        (c, row, sums[(c, row[start], row[end])]) for c, records in rows.items() for row in records
+    ]
+
+
 def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
 
     @asset_check(
@@ -33,11 +50,23 @@ def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
     def summary_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         offending, compared = [], 0
         covered = dates_by_client(context.partition_keys)
-        for client_id, starts in covered.items():
-            stored = warehouse.read(
+        stored_by_client = {
+            client_id: warehouse.read(
                 "campaign_summaries",
                 {"client_id": client_id, "summary_type": summary_type, "summary_date": starts},
             )
+            for client_id, starts in covered.items()
+        }
+        sums = daily_sums(
+            warehouse,
+            (
+                (client_id, start, end)
+                for client_id, stored in stored_by_client.items()
+                for start, end in zip(stored["summary_date"], stored["period_end"], strict=True)
+            ),
+        )
+        for client_id, starts in covered.items():
+            stored = stored_by_client[client_id]
             missing = set(starts) - set(stored["summary_date"])
             offending += [
                 {
@@ -51,7 +80,7 @@ def _summary_check(catalog: Catalog, summary_asset, summary_type: str):
             ]
             for row in stored.to_dict("records"):
                 compared += 1
-                expected = daily_sums(warehouse, client_id, row["summary_date"], row["period_end"])
+                expected = sums[(client_id, row["summary_date"], row["period_end"])]
                 offending += mismatches(
                     row,
                     expected,
@@ -73,18 +102,18 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
     )
     def cache_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         offending = []
-        for client_id in context.partition_keys:
-            for row in warehouse.read("current_week_cache", {"client_id": client_id}).to_dict(
-                "records"
-            ):
-                expected = daily_sums(
-                    warehouse, client_id, row["date_range_start"], row["date_range_end"]
-                )
-                offending += mismatches(
-                    row,
-                    expected,
-                    _label(client_id, "cache", row["date_range_start"], row["date_range_end"]),
-                )
+        for client_id, row, expected in _with_daily_sums(
+            warehouse,
+            "current_week_cache",
+            context.partition_keys,
+            "date_range_start",
+            "date_range_end",
+        ):
+            offending += mismatches(
+                row,
+                expected,
+                _label(client_id, "cache", row["date_range_start"], row["date_range_end"]),
+            )
         covered = {c: ["cache"] for c in context.partition_keys}
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
 
@@ -118,16 +147,14 @@ def build_serving_checks(catalog: Catalog, weekly, monthly, cache, rollups) -> l
     )
     def rollups_consistency(context: AssetCheckExecutionContext, warehouse: WarehouseResource):
         offending = []
-        for client_id in context.partition_keys:
-            for row in warehouse.read("client_kpi_rollups", {"client_id": client_id}).to_dict(
-                "records"
-            ):
-                expected = daily_sums(warehouse, client_id, row["window_start"], row["window_end"])
-                offending += mismatches(
-                    row,
-                    expected,
-                    _label(client_id, row["rollup_window"], row["window_start"], row["window_end"]),
-                )
+        for client_id, row, expected in _with_daily_sums(
+            warehouse, "client_kpi_rollups", context.partition_keys, "window_start", "window_end"
+        ):
+            offending += mismatches(
+                row,
+                expected,
+                _label(client_id, row["rollup_window"], row["window_start"], row["window_end"]),
+            )
         covered = {c: list(ROLLUP_WINDOWS) for c in context.partition_keys}
         return result(not offending, offending, covered=covered, clients_compared=len(covered))
 
