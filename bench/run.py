@@ -152,6 +152,18 @@ class CpuShares:
         }
 
 
+def sessions_opened(url: str) -> int:
+    """Connections opened to the database of `url` since it was created, by PostgreSQL's
+    own count (the one this query opens included)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            return int(connection.execute(sa.text(query)).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
 def step_seconds(env: dict[str, str]) -> list[tuple[str, float]]:
     """Each step of the backfill's runs and its wall time, from Dagster's own step stats,
     in the order the runs ran."""
@@ -306,7 +318,13 @@ def timed_backfill(
     with engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
     engine.dispose()
-    return {**result, "cpu": shares.seconds, "insight_rows": rows, "steps": step_seconds(env)}
+    return {
+        **result,
+        "cpu": shares.seconds,
+        "insight_rows": rows,
+        "steps": step_seconds(env),
+        "dagster_sessions": sessions_opened(env["DAGSTER_PG_URL"]),
+    }
 
 
 def timed_floor(
@@ -493,6 +511,11 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
         (
             "   collection stage per client-day",
             f"{figures['collection_ms_per_client_day']} ms",
+            "",
+        ),
+        (
+            "   connections opened to Dagster's storage during the backfill",
+            figures["backfill_dagster_sessions"],
             "",
         ),
     ]
@@ -793,6 +816,7 @@ def main(argv: list[str] | None = None) -> int:
         backfill_postgres_cpu_seconds=result["cpu"]["postgres"],
         stage_starts=result["stage_starts"],
         collection_ms_per_client_day=_collection_ms(result, args.clients * args.days),
+        backfill_dagster_sessions=result["dagster_sessions"],
         steps=result["steps"],
         # The highest of the backfills: a bound, not a median.
         peak_rss_mib=max(run["peak_rss_mib"] for run in timings["backfill"]),

@@ -44,6 +44,7 @@ FIGURES = (
     "backfill_postgres_cpu_seconds",
     "floor_orjson_sandbox_cpu_seconds",
     "collection_ms_per_client_day",
+    "backfill_dagster_sessions",
 )
 
 
