@@ -349,3 +349,41 @@ def test_a_row_off_its_days_fails_the_check_with_the_row_and_alerts_once(stack, 
         assert f"column={store.column}" in posts[0]["text"]
     finally:
         set_value(stack.engine, store, row, expected_sum)
+
+
+def test_a_day_a_cent_off_its_raw_rows_fails_the_daily_check_with_the_day(stack):
+    """daily_kpi_data's check compares each day with the database's sum of its raw rows."""
+    store = Store(
+        AssetKey("daily_kpi_data"),
+        "daily_kpi_data",
+        ("date", "platform"),
+        "1 = 1",
+        "date",
+        "date",
+        "total_spend",
+        Decimal("0.01"),
+        "date",
+    )
+    row = pick_row(stack.engine, store)
+    day = as_date(row["date"])
+    query = "SELECT SUM(spend) FROM meta_insights WHERE client_id = :client AND date = :day"
+    with stack.engine.connect() as connection:
+        raw = connection.execute(sa.text(query), {"client": CLIENT, "day": str(day)}).scalar()
+    expected_sum = exact(raw, "total_spend")
+    assert exact(row["total_spend"], "total_spend") == expected_sum, "consistent to begin with"
+    try:
+        with bad_write(stack.engine, store, row):
+            result = rematerialize(stack, store, f"{CLIENT}|{day}")
+        evaluation = next(
+            e for e in result.get_asset_check_evaluations() if e.asset_check_key == store.check
+        )
+        assert evaluation.passed is False
+        offending = evaluation.metadata["offending_json"].value
+        assert [(r["client"], r["date"], r["column"]) for r in offending] == [
+            (CLIENT, str(day), "total_spend")
+        ], offending
+        assert Decimal(str(offending[0]["daily"])) == expected_sum + Decimal("0.01")
+        assert Decimal(str(offending[0]["sum_of_insights"])) == expected_sum
+        assert result.success is False
+    finally:
+        set_value(stack.engine, store, row, expected_sum)
