@@ -205,10 +205,13 @@ class _PeakRss:
         self._thread.join()
 
 
-def backfill(env: dict[str, str], start: date, end: date, profile: Path | None = None) -> dict:
+def backfill(
+    env: dict[str, str], start: date, end: date, profile: Path | None = None, wall: bool = False
+) -> dict:
     """`metrics-pipeline materialize` as a user runs it: wall time, stages, peak RSS. With
     `profile`, under py-spy (installed by hand: a measuring tool, not a dependency), whose
-    samples land there (raw, collapsed stacks); its peak RSS is then py-spy's own."""
+    samples land there (raw, collapsed stacks); its peak RSS is then py-spy's own. `wall`
+    samples waiting threads too (py-spy's --idle): where the time goes, not only the CPU."""
     command = [
         sys.executable, "-m", "metrics_pipeline.cli.main", "materialize",
         "--start", str(start), "--end", str(end),
@@ -216,7 +219,8 @@ def backfill(env: dict[str, str], start: date, end: date, profile: Path | None =
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
         command = [str(spy), "record", "--subprocesses", "--format", "raw", "--rate", "50",
-                   "--nonblocking", "-o", str(profile), "--", *command]  # fmt: skip
+                   "--nonblocking", *(["--idle"] if wall else []),
+                   "-o", str(profile), "--", *command]  # fmt: skip
     began = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -304,7 +308,7 @@ def _stage_seconds(stage_starts: list[tuple[float, str]], total: float, name: st
 
 def timed_backfill(
     env: dict[str, str], workload: Workload, now: datetime, start: date, end: date,
-    profile: Path | None,
+    profile: Path | None, wall: bool = False,
 ) -> dict:  # fmt: skip
     """`backfill` against a sandbox of its own (the sandbox keeps what it computed, so a
     run after another on the same sandbox would be served from the first one's work), with
@@ -313,7 +317,7 @@ def timed_backfill(
     with sandbox as sandbox_url:
         env = {**env, **_sandbox_urls(sandbox_url)}
         with CpuShares(sandbox.pid) as shares:
-            result = backfill(env, start, end, profile)
+            result = backfill(env, start, end, profile, wall)
     engine = sa.create_engine(env["METRICS_WAREHOUSE_URL"])
     with engine.connect() as connection:
         rows = connection.execute(sa.text("SELECT count(*) FROM meta_insights")).scalar()
@@ -755,6 +759,11 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="record the backfill of figure 1 with py-spy into this file (collapsed stacks)",
     )
+    parser.add_argument(
+        "--profile-wall",
+        action="store_true",
+        help="with --profile: sample waiting threads too, for where the wall time goes",
+    )
     parser.add_argument("--keep-databases", action="store_true", help="for a look afterwards")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args(argv)
@@ -787,7 +796,9 @@ def main(argv: list[str] | None = None) -> int:
         if attempt:
             warehouse_db, dagster_db = _fresh_pair(args)
         env = _environment("", warehouse_db, dagster_db, clients_file, home, now, oldest)
-        timings["backfill"].append(timed_backfill(env, workload, now, start, end, args.profile))
+        timings["backfill"].append(
+            timed_backfill(env, workload, now, start, end, args.profile, args.profile_wall)
+        )
         rows = timings["backfill"][-1]["insight_rows"]
         seconds = timings["backfill"][-1]["seconds"]
         print(f"(1) backfill: {seconds} s for {rows} insight rows", flush=True)
