@@ -152,16 +152,22 @@ class CpuShares:
         }
 
 
-def sessions_opened(url: str) -> int:
-    """Connections opened to the database of `url` since it was created, by PostgreSQL's
-    own count (the one this query opens included)."""
+def storage_figures(url: str) -> dict[str, float]:
+    """Of Dagster's database at `url`: the connections opened to it since it was created, by
+    PostgreSQL's own count (the one this query opens included), and the size of its event
+    log in MiB (table, indexes and out-of-line values)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
-            return int(connection.execute(sa.text(query)).scalar() or 0)
+            sessions = connection.execute(
+                sa.text("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            ).scalar()
+            size = connection.execute(
+                sa.text("SELECT pg_total_relation_size('event_logs')")
+            ).scalar()
     finally:
         engine.dispose()
+    return {"sessions": int(sessions or 0), "event_log_mib": round((size or 0) / 2**20, 1)}
 
 
 def step_seconds(env: dict[str, str]) -> list[tuple[str, float]]:
@@ -327,7 +333,7 @@ def timed_backfill(
         "cpu": shares.seconds,
         "insight_rows": rows,
         "steps": step_seconds(env),
-        "dagster_sessions": sessions_opened(env["DAGSTER_PG_URL"]),
+        "dagster_storage": storage_figures(env["DAGSTER_PG_URL"]),
     }
 
 
@@ -520,6 +526,11 @@ def markdown(figures: dict, verdicts: dict[str, bool] | None) -> str:
         (
             "   connections opened to Dagster's storage during the backfill",
             figures["backfill_dagster_sessions"],
+            "",
+        ),
+        (
+            "   Dagster's event log after the backfill",
+            f"{figures['backfill_event_log_mib']} MiB",
             "",
         ),
     ]
@@ -827,7 +838,8 @@ def main(argv: list[str] | None = None) -> int:
         backfill_postgres_cpu_seconds=result["cpu"]["postgres"],
         stage_starts=result["stage_starts"],
         collection_ms_per_client_day=_collection_ms(result, args.clients * args.days),
-        backfill_dagster_sessions=result["dagster_sessions"],
+        backfill_dagster_sessions=result["dagster_storage"]["sessions"],
+        backfill_event_log_mib=result["dagster_storage"]["event_log_mib"],
         steps=result["steps"],
         # The highest of the backfills: a bound, not a median.
         peak_rss_mib=max(run["peak_rss_mib"] for run in timings["backfill"]),

@@ -45,6 +45,7 @@ FIGURES = (
     "floor_orjson_sandbox_cpu_seconds",
     "collection_ms_per_client_day",
     "backfill_dagster_sessions",
+    "backfill_event_log_mib",
 )
 
 
