@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from dagster import AssetKey, ExecuteInProcessResult
+from dagster import AssetKey, Definitions, ExecuteInProcessResult
 
 from metrics_pipeline.sandbox.world import World
 from metrics_pipeline.warehouse.resource import WarehouseResource
@@ -146,10 +146,13 @@ def materialization_metadata(result: ExecuteInProcessResult, key: AssetKey) -> l
     ]
 
 
-def schema_and_rows(metadata: dict) -> tuple[list[str], int]:
-    """A materialization's column names (from `dagster/column_schema`) and row count."""
-    columns = [c.name for c in metadata["dagster/column_schema"].schema.columns]
-    return columns, metadata["dagster/row_count"].value
+def schema_and_rows(defs: Definitions, key: AssetKey, metadata: dict) -> tuple[list[str], int]:
+    """The column names the asset's definition shows (`dagster/column_schema`) and the row
+    count a materialization of it shows (`dagster/row_count`). The schema is not repeated
+    on the materialization: a ranged run records one per partition."""
+    assert "dagster/column_schema" not in metadata, "the schema belongs to the definition"
+    schema = defs.get_assets_def(key).specs_by_key[key].metadata["dagster/column_schema"]
+    return [c.name for c in schema.schema.columns], metadata["dagster/row_count"].value
 
 
 def database_columns(url: str, table: str) -> list[str]:

@@ -1,6 +1,7 @@
 """One fast test per asset: `materialize()` one partition in a real instance against the
-sandbox and a real warehouse, then compare what was stored, and the column schema and
-row count its materialization shows, with the sandbox's ground truth.
+sandbox and a real warehouse, then compare what was stored, the column schema its
+definition shows and the row count its materialization shows, with the sandbox's ground
+truth.
 
 The upstream days are materialised once for the module, as one ranged run.
 """
@@ -81,7 +82,7 @@ class Stack:
         """The row count one materialization shows, after checking its column schema is the
         table's as the database reports it."""
         (metadata,) = materialization_metadata(result, key)
-        columns, rows = schema_and_rows(metadata)
+        columns, rows = schema_and_rows(self.defs, key, metadata)
         assert columns == database_columns(self.url, table)
         return rows
 
@@ -137,7 +138,7 @@ def test_daily_kpi_data_stores_the_days_kpis(stack: Stack):
     )
     assert stored_kpis(row) == normal_expected(stack.truth([day]))
     (metadata,) = materialization_metadata(result, key)
-    assert schema_and_rows(metadata) == (DAILY_KPI_COLUMNS, 1)
+    assert schema_and_rows(stack.defs, key, metadata) == (DAILY_KPI_COLUMNS, 1)
 
 
 def test_weekly_summary_sums_its_seven_days(stack: Stack):

@@ -151,10 +151,15 @@ def test_daily_kpi_data_refuses_a_day_with_negative_spend_and_stores_only_the_go
     assert set(instance.get_materialized_partitions(AssetKey("daily_kpi_data"))) == {
         f"{CLIENT}|{good}"
     }
-    # The good day's materialization still shows the table's columns and the one row stored.
+    # The asset still shows the table's columns, and the good day's materialization the one
+    # row stored.
     (record,) = instance.fetch_materializations(AssetKey("daily_kpi_data"), limit=10).records
     shown = record.asset_materialization.metadata
-    assert schema_and_rows(shown) == (database_columns(warehouse_url, "daily_kpi_data"), 1)
+    key = AssetKey("daily_kpi_data")
+    assert schema_and_rows(defs, key, shown) == (
+        database_columns(warehouse_url, "daily_kpi_data"),
+        1,
+    )
 
 
 # (asset, its partition, its table, the stored day planted with a negative spend)

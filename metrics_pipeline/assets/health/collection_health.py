@@ -20,7 +20,7 @@ from metrics_pipeline.checks.settings import CheckSettings
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.periods import SETTLE_HOURS
 from metrics_pipeline.meta.accounts import client_zones
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -37,6 +37,7 @@ def build_collection_health(catalog: Catalog):
     @asset(
         name="collection_health",
         group_name="health",
+        metadata=column_schema("collection_health"),
         kinds={"python", "sql"},
         description="Per client: collected and failed days in the checked history, missing "
         "dates, completeness %, last collection and the next scheduled one.",
@@ -97,7 +98,7 @@ def build_collection_health(catalog: Catalog):
         stored = warehouse.replace("collection_health", [{}], rows)
         return MaterializeResult(
             metadata={
-                **table_metadata("collection_health", stored),
+                **row_count(stored),
                 "clients": len(rows),
                 "clients_with_gaps": sum(1 for r in rows if r["missing_days"]),
                 "health": MetadataValue.md(

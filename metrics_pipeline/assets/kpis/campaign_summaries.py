@@ -33,7 +33,7 @@ from metrics_pipeline.steps.freshness import (
     WEEKLY_FRESHNESS,
 )
 from metrics_pipeline.steps.partial import end_if_stopped, finish
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DAYS_OF_PERIOD = MultiPartitionMapping(
@@ -57,6 +57,7 @@ def _build_summary(
         backfill_policy=BackfillPolicy.single_run(),
         deps=[AssetDep(daily_kpi_data, partition_mapping=DAYS_OF_PERIOD)],
         group_name="kpis",
+        metadata=column_schema("campaign_summaries"),
         kinds={"pandas", "sql"},
         freshness_policy=WEEKLY_FRESHNESS if summary_type == "weekly" else MONTHLY_FRESHNESS,
         automation_condition=REFRESH_WHEN_DAYS_CHANGE,
@@ -77,7 +78,7 @@ def _build_summary(
                 context,
                 f"summing {summary_type} summaries of client {client_id!r}",
                 written,
-                {"summaries": rows_written, **table_metadata("campaign_summaries", rows_written)},
+                {"summaries": rows_written, **row_count(rows_written)},
             )
             periods = [period_of(start) for start in starts]
             days = [d for p in periods for d in p.days()]
@@ -119,7 +120,7 @@ def _build_summary(
                 rows,
             )
             written += [(client_id, p.start) for p in periods]
-        metadata = {"summaries": rows_written, **table_metadata("campaign_summaries", rows_written)}
+        metadata = {"summaries": rows_written, **row_count(rows_written)}
         return finish(context, written, failures, metadata)
 
     return summary

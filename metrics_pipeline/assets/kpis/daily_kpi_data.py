@@ -28,7 +28,7 @@ from metrics_pipeline.steps.frames import DailyKpiFrameError, refuse_bad_daily_k
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
 from metrics_pipeline.steps.kpi_metadata import kpi_metadata
 from metrics_pipeline.steps.partial import end_if_stopped, finish
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DATA_SOURCE = "meta_insights"
@@ -125,6 +125,7 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
         backfill_policy=BackfillPolicy.single_run(),
         deps=[AssetDep(meta_insights)],
         group_name="kpis",
+        metadata=column_schema("daily_kpi_data"),
         kinds={"pandas", "sql"},
         freshness_policy=DAILY_FRESHNESS,
         description="Daily KPIs per client from meta_insights only: totals, conversion metrics "
@@ -144,7 +145,7 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
                 context,
                 f"deriving daily_kpi_data for client {client_id!r}",
                 written,
-                {"partitions": len(written), **table_metadata("daily_kpi_data", rows_written)},
+                {"partitions": len(written), **row_count(rows_written)},
             )
             client = catalog.client(client_id)
             scope = {"client_id": client_id, "date": days}
@@ -174,7 +175,7 @@ def build_daily_kpi_data(catalog: Catalog, meta_insights):
                     context.add_asset_metadata(
                         kpi_metadata(row), partition_key=multi_key(client_id, row["date"])
                     )
-        metadata = {"partitions": len(written), **table_metadata("daily_kpi_data", rows_written)}
+        metadata = {"partitions": len(written), **row_count(rows_written)}
         return finish(context, written, failures, metadata)
 
     return daily_kpi_data

@@ -21,7 +21,7 @@ from metrics_pipeline.meta.resource import MetaAdsResource
 from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.partial import end_stopped, finish, not_retried_when_futile
 from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.stopping import StopRequested, raise_if_stopped
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -73,6 +73,7 @@ def build_meta_ad_objects(catalog: Catalog):
         partitions_def=catalog.partitions.clients,
         backfill_policy=BackfillPolicy.single_run(),
         group_name="meta",
+        metadata=column_schema("meta_ad_objects"),
         kinds={"python", "sql"},
         pool=META_POOL,
         retry_policy=meta_retry_policy(),
@@ -102,7 +103,7 @@ def build_meta_ad_objects(catalog: Catalog):
         metadata = {
             "objects_by_client": counts,
             "objects": sum(counts.values()),
-            **table_metadata("meta_ad_objects", sum(counts.values())),
+            **row_count(sum(counts.values())),
         }
         if any(isinstance(o, StopRequested) for o in outcomes.values()):
             # The clients written before the stop are whole and recorded.

@@ -20,7 +20,7 @@ from metrics_pipeline.steps.fan_out import QueuedLog, for_each_client
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS
 from metrics_pipeline.steps.partial import end_stopped, finish, not_retried_when_futile
 from metrics_pipeline.steps.retries import META_POOL, meta_retry_policy
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.stopping import StopRequested, raise_if_stopped
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
@@ -139,6 +139,7 @@ def build_meta_insights(catalog: Catalog):
         partitions_def=catalog.partitions.daily,
         backfill_policy=BackfillPolicy.single_run(),
         group_name="meta",
+        metadata=column_schema("meta_insights"),
         kinds={"python", "sql"},
         pool=META_POOL,
         retry_policy=meta_retry_policy(),
@@ -177,7 +178,7 @@ def build_meta_insights(catalog: Catalog):
             "rows_by_client": rows_by_client,
             "rows": sum(rows_by_client.values()),
             "partitions": len(written),
-            **table_metadata("meta_insights", sum(rows_by_client.values())),
+            **row_count(sum(rows_by_client.values())),
         }
         if any(o.stopped for o in outcomes.values()):
             end_stopped(context, "collecting meta_insights", written, metadata)

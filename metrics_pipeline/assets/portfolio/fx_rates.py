@@ -20,7 +20,7 @@ from metrics_pipeline.domain.fx import DayRate, rates_on, unstorable
 from metrics_pipeline.fx.resource import FxResource
 from metrics_pipeline.steps.freshness import FX_REFRESH
 from metrics_pipeline.steps.partial import end_if_stopped
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 SOURCE = "ecb"
@@ -51,6 +51,7 @@ def build_fx_rates(catalog: Catalog):
         partitions_def=catalog.partitions.days,
         backfill_policy=BackfillPolicy.single_run(),
         group_name="portfolio",
+        metadata=column_schema("fx_rates"),
         kinds={"sql"},
         automation_condition=FX_REFRESH,
         description="Per day and currency: units per euro (ECB euro reference rates), the "
@@ -88,7 +89,7 @@ def build_fx_rates(catalog: Catalog):
                 "days": len(days),
                 "rates": written,
                 "carried_from_earlier": carried,
-                **table_metadata("fx_rates", written),
+                **row_count(written),
             }
         )
 

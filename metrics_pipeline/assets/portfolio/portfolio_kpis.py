@@ -20,7 +20,7 @@ from metrics_pipeline.steps.frames import read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.steps.kpi_metadata import portfolio_metadata
 from metrics_pipeline.steps.partial import end_if_stopped
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 DAILY_COLUMNS = ["client_id", "date", "currency", *STORED_ADDITIVE_COLUMNS]
@@ -31,6 +31,7 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
         name="portfolio_kpis",
         deps=[daily_kpi_data, fx_rates],
         group_name="portfolio",
+        metadata=column_schema("portfolio_kpis"),
         kinds={"pandas", "sql"},
         freshness_policy=DAILY_FRESHNESS,
         automation_condition=REFRESH_WHEN_DAYS_CHANGE,
@@ -82,7 +83,7 @@ def build_portfolio_kpis(catalog: Catalog, daily_kpi_data, fx_rates):
                 "last_day": str(days[-1]) if days else "-",
                 # In the reporting currency: the plots' points and the latest week's table.
                 **portfolio_metadata(rows, now.astimezone(UTC).date()),
-                **table_metadata("portfolio_kpis", written),
+                **row_count(written),
             }
         )
 

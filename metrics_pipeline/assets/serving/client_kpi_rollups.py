@@ -20,7 +20,7 @@ from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.steps.partial import end_if_stopped, finish
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
@@ -30,6 +30,7 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         partitions_def=catalog.partitions.clients,
         deps=[AssetDep(daily_kpi_data, partition_mapping=ALL_DAYS_OF_CLIENT)],
         group_name="serving",
+        metadata=column_schema("client_kpi_rollups"),
         kinds={"pandas", "sql"},
         freshness_policy=DAILY_FRESHNESS,
         automation_condition=REFRESH_WHEN_DAYS_CHANGE,
@@ -49,7 +50,7 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
                 context,
                 f"reading the rollups of client {client_id!r}",
                 written,
-                {"clients": len(written), **table_metadata("client_kpi_rollups", rows_written)},
+                {"clients": len(written), **row_count(rows_written)},
             )
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
@@ -95,7 +96,7 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
                 "client_kpi_rollups", [{"client_id": client_id}], rows
             )
             written.append(client_id)
-        metadata = {"clients": len(written), **table_metadata("client_kpi_rollups", rows_written)}
+        metadata = {"clients": len(written), **row_count(rows_written)}
         return finish(context, written, failures, metadata)
 
     return client_kpi_rollups

@@ -22,7 +22,7 @@ from metrics_pipeline.partitions import CLIENT
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import CACHE_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
 from metrics_pipeline.steps.partial import end_if_stopped, finish
-from metrics_pipeline.steps.table_metadata import table_metadata
+from metrics_pipeline.steps.table_metadata import column_schema, row_count
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 ALL_DAYS_OF_CLIENT = MultiToSingleDimensionPartitionMapping(partition_dimension_name=CLIENT)
@@ -34,6 +34,7 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         partitions_def=catalog.partitions.clients,
         deps=[AssetDep(daily_kpi_data, partition_mapping=ALL_DAYS_OF_CLIENT)],
         group_name="serving",
+        metadata=column_schema("current_week_cache"),
         kinds={"pandas", "sql"},
         freshness_policy=CACHE_FRESHNESS,
         automation_condition=REFRESH_WHEN_DAYS_CHANGE,
@@ -53,7 +54,7 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
                 context,
                 f"reading the week-to-date cache of client {client_id!r}",
                 written,
-                {"clients": len(written), **table_metadata("current_week_cache", rows_written)},
+                {"clients": len(written), **row_count(rows_written)},
             )
             client = catalog.client(client_id)
             today = local_today(now, client_timezone(client, warehouse))
@@ -86,7 +87,7 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
                 ],
             )
             written.append(client_id)
-        metadata = {"clients": len(written), **table_metadata("current_week_cache", rows_written)}
+        metadata = {"clients": len(written), **row_count(rows_written)}
         return finish(context, written, failures, metadata)
 
     return current_week_cache
