@@ -33,6 +33,7 @@ def shares(path: Path) -> tuple[int, Counter, Counter]:
     return total, own, inclusive
 
 
+SAMPLES_PER_SECOND = 50  # the rate `bench/run.py --profile` records at
 RUNS_THREAD = "materialize_window"  # a frame only the thread running the runs has
 COMPUTE = "invoke_compute_fn"  # Dagster calling a step's own function
 STEP = "core_dagster_event_sequence_for_step"
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("profile", type=Path)
     parser.add_argument("--top", type=int, default=15)
-    parser.add_argument("--rate", type=int, default=50, help="py-spy's samples a second")
+    parser.add_argument(
+        "--rate", type=int, default=SAMPLES_PER_SECOND, help="py-spy's samples a second"
+    )
     args = parser.parse_args(argv)
     total, own, inclusive = shares(args.profile)
     ours = [

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 from calls import calls_per_row
 from floor import run_floor
+from profile_top import SAMPLES_PER_SECOND
 from workload import SandboxProcess, Workload
 
 from metrics_pipeline.cli.main import RANGED_RUN_EVENT_SETTINGS
@@ -224,9 +225,9 @@ def backfill(
     ]  # fmt: skip
     if profile is not None:
         spy = Path(sys.executable).with_name("py-spy")
-        command = [str(spy), "record", "--subprocesses", "--format", "raw", "--rate", "50",
-                   "--nonblocking", *(["--idle"] if wall else []),
-                   "-o", str(profile), "--", *command]  # fmt: skip
+        command = [str(spy), "record", "--subprocesses", "--format", "raw",
+                   "--rate", str(SAMPLES_PER_SECOND), "--nonblocking",
+                   *(["--idle"] if wall else []), "-o", str(profile), "--", *command]  # fmt: skip
     began = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -12,11 +12,20 @@ from metrics_pipeline.domain.periods import Period
 from metrics_pipeline.warehouse.resource import WarehouseResource
 
 
-def _as_number(value: object) -> Decimal:
+def as_number(value: object) -> Decimal:
+    """A sum or stored figure as the exact decimal it stands for (NULL, an empty sum: 0)."""
     return Decimal("0") if value is None else Decimal(str(value))
 
 
 ClientSpan = tuple[str, date, date]  # a client, the first and the last day summed
+
+
+def clients_by_span(spans: Iterable[ClientSpan]) -> dict[tuple[date, date], set[str]]:
+    """The clients asking for each distinct span of days: one grouped query each."""
+    grouped: dict[tuple[date, date], set[str]] = {}
+    for client_id, start, end in spans:
+        grouped.setdefault((start, end), set()).add(client_id)
+    return grouped
 
 
 def daily_sums(
@@ -26,11 +35,8 @@ def daily_sums(
 
     One grouped query per distinct span, whatever the number of clients sharing it: a check
     comparing every summary of a range asks for hundreds of client-spans but few spans."""
-    clients_by_span: dict[tuple[date, date], set[str]] = {}
-    for client_id, start, end in spans:
-        clients_by_span.setdefault((start, end), set()).add(client_id)
     sums: dict[ClientSpan, dict[str, Decimal]] = {}
-    for (start, end), clients in clients_by_span.items():
+    for (start, end), clients in clients_by_span(spans).items():
         days = Period(start, end).days() if start <= end else []
         found: dict[str, dict[str, Any]] = {}
         if days:
@@ -44,7 +50,7 @@ def daily_sums(
         for client_id in clients:
             row = found.get(client_id, {})
             sums[(client_id, start, end)] = {
-                c: _as_number(row.get(c)) for c in STORED_ADDITIVE_COLUMNS
+                c: as_number(row.get(c)) for c in STORED_ADDITIVE_COLUMNS
             }
     return sums
 
@@ -54,6 +60,6 @@ def mismatches(
 ) -> list[dict[str, Any]]:
     rows = []
     for column, value in expected.items():
-        if _as_number(stored[column]) != value:
+        if as_number(stored[column]) != value:
             rows.append({**label, "column": column, "stored": stored[column], "sum_of_days": value})
     return rows

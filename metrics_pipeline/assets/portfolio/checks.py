@@ -9,7 +9,12 @@ from dagster import AssetCheckExecutionContext, asset_check
 
 from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.checks import names
-from metrics_pipeline.checks.consistency import ClientSpan, mismatches
+from metrics_pipeline.checks.consistency import (
+    ClientSpan,
+    as_number,
+    clients_by_span,
+    mismatches,
+)
 from metrics_pipeline.checks.report import result
 from metrics_pipeline.domain.fx import (
     MAX_PLAUSIBLE_RATE,
@@ -111,13 +116,11 @@ def _portfolio_sums(
 
     The total's single days come from one query grouped by day; every other span from one
     query grouped by client, and one more when the total is asked for over it."""
-    day_totals: set[date] = set()
-    clients_by_span: dict[tuple[date, date], set[str]] = {}
-    for client_id, start, end in spans:
-        if client_id == TOTAL and start == end:
-            day_totals.add(start)
-        else:
-            clients_by_span.setdefault((start, end), set()).add(client_id)
+    spans = list(spans)
+    day_totals = {start for client_id, start, end in spans if client_id == TOTAL and start == end}
+    other_spans = clients_by_span(
+        span for span in spans if not (span[0] == TOTAL and span[1] == span[2])
+    )
 
     def summed(group_by: list[str], first: date, last: date) -> dict[tuple, dict[str, Decimal]]:
         frame = warehouse.totals(
@@ -128,9 +131,7 @@ def _portfolio_sums(
             where=lambda t: t.c.period_start.between(first, last) & (t.c.client_id != TOTAL),
         )
         return {
-            tuple(row[g] for g in group_by): {
-                c: Decimal(str(row[c] or 0)) for c in STORED_ADDITIVE_COLUMNS
-            }
+            tuple(row[g] for g in group_by): {c: as_number(row[c]) for c in STORED_ADDITIVE_COLUMNS}
             for row in frame.to_dict("records")
         }
 
@@ -140,7 +141,7 @@ def _portfolio_sums(
         by_day = summed(["period_start"], min(day_totals), max(day_totals))
         for day in day_totals:
             sums[(TOTAL, day, day)] = by_day.get((day,), zero)
-    for (start, end), clients in clients_by_span.items():
+    for (start, end), clients in other_spans.items():
         if clients - {TOTAL}:
             by_client = summed(["client_id"], start, end)
             for client_id in clients - {TOTAL}:
