@@ -23,6 +23,7 @@ from dagster import (
     DagsterRunStatus,
     Definitions,
     LoggerDefinition,
+    MultiPartitionsDefinition,
     RunsFilter,
     define_asset_job,
 )
@@ -116,6 +117,12 @@ def plan_client_ends(
     return ends
 
 
+def _days_of(partitions: MultiPartitionsDefinition, now: datetime) -> Sequence[str]:
+    """The date keys (days, or periods' first days) of a store's partitions at `now`, in
+    order: from the date dimension alone, not from a key per client and date."""
+    return partitions.get_partitions_def_for_dimension(DATE).get_partition_keys(current_time=now)
+
+
 def validate_window(
     catalog: Catalog, start: date, end: date, client_ids: Sequence[str], now: datetime
 ) -> None:
@@ -138,9 +145,7 @@ def validate_window(
             f"--start {start}: Meta does not serve data older than 37 months "
             f"(oldest {oldest_served})"
         )
-    last = date.fromisoformat(
-        catalog.partitions.daily.get_partition_keys(current_time=now)[-1].keys_by_dimension[DATE]
-    )
+    last = date.fromisoformat(_days_of(catalog.partitions.daily, now)[-1])
     if end > last:
         raise WindowError(f"--end {end} is in the future (the last day is {last})")
 
@@ -456,10 +461,11 @@ def materialize_window(
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
         ("campaign_summaries/monthly", MONTHLY, catalog.partitions.monthly, month_start),
     ):
-        keys = [k.keys_by_dimension[DATE] for k in partitions.get_partition_keys(current_time=now)]
-        wanted = sorted(
-            {k for k in keys if period_start(start).isoformat() <= k <= end.isoformat()}
-        )
+        wanted = [
+            k
+            for k in _days_of(partitions, now)
+            if period_start(start) <= date.fromisoformat(k) <= end
+        ]
         if not wanted:
             continue
         for block in blocks:
