@@ -235,3 +235,75 @@ def test_a_negative_stored_day_stops_the_portfolio_and_writes_nothing(
     )
     assert WarehouseResource(url=warehouse_url).read("portfolio_kpis").empty
     assert not instance.get_latest_materialization_event(AssetKey("portfolio_kpis"))
+
+
+# The client after CLIENT in the clients file: a range from CLIENT to it holds both.
+NEIGHBOUR = "sakura_ryokan"
+NEIGHBOUR_TODAY = date(2026, 11, 19)  # NOW in Tokyo
+# (asset, the range over both clients, its table, CLIENT's day planted with a negative spend,
+# the neighbour's row the test sums itself: a column that picks it, and the first and last
+# stored day it covers)
+BOTH_CLIENTS = [
+    (WEEKLY, (f"{CLIENT}|2026-11-09", f"{NEIGHBOUR}|2026-11-09"), "campaign_summaries",
+     date(2026, 11, 12), ("summary_date", date(2026, 11, 9)), date(2026, 11, 9),
+     date(2026, 11, 15)),
+    (AssetKey("current_week_cache"), (CLIENT, NEIGHBOUR), "current_week_cache",
+     date(2026, 11, 17), ("week_start", date(2026, 11, 16)), date(2026, 11, 16),
+     date(2026, 11, 18)),
+    (AssetKey("client_kpi_rollups"), (CLIENT, NEIGHBOUR), "client_kpi_rollups",
+     date(2026, 11, 12), ("rollup_window", "last_7_days"), date(2026, 11, 12),
+     date(2026, 11, 18)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "keys", "table", "bad_day", "pick", "first", "last"),
+    BOTH_CLIENTS,
+    ids=[r[2] for r in BOTH_CLIENTS],
+)
+def test_a_clients_negative_stored_day_holds_back_only_that_client_in_a_run_of_both(
+    key, keys, table, bad_day, pick, first, last, defs, instance, warehouse_url
+):
+    stored = run(
+        defs,
+        instance,
+        [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
+        f"{CLIENT}|2026-11-09",
+        f"{NEIGHBOUR}|{TODAY}",
+    )
+    assert stored.success
+    execute(
+        warehouse_url,
+        "UPDATE daily_kpi_data SET total_spend = :spend WHERE client_id = :client AND date = :day",
+        spend="-5.25", client=CLIENT, day=str(bad_day),
+    )  # fmt: skip
+
+    result = run(defs, instance, [key], *keys)
+
+    assert not result.success
+    assert failure_text(result, key.to_python_identifier()) == (
+        f"1 problem(s): {'/'.join(key.path)}: client '{CLIENT}', date {bad_day}, "
+        "column 'total_spend': -5.25 must not be negative"
+    )
+    warehouse = WarehouseResource(url=warehouse_url)
+    assert warehouse.read(table, {"client_id": CLIENT}).empty
+    # The neighbour's numbers are its own stored days, summed here.
+    engine = sa.create_engine(warehouse_url)
+    try:
+        with engine.connect() as connection:
+            spends = connection.execute(
+                sa.text(
+                    "SELECT total_spend FROM daily_kpi_data WHERE client_id = :client "
+                    "AND date >= :first AND date <= :last"
+                ),
+                {"client": NEIGHBOUR, "first": str(first), "last": str(last)},
+            ).scalars()
+            expected = sum((Decimal(str(s)) for s in spends), Decimal("0"))
+    finally:
+        engine.dispose()
+    column, value = pick
+    (row,) = warehouse.read(table, {"client_id": NEIGHBOUR, column: value}).to_dict("records")
+    assert (Decimal(str(row["total_spend"])), row["currency"]) == (expected, "JPY")
+    assert expected > 0
+    written = {str(k) for k in instance.get_materialized_partitions(key)}
+    assert written == {keys[1]}

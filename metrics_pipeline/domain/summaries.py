@@ -1,8 +1,8 @@
 """Summaries of a set of days: the single path from daily KPI rows to any period's numbers.
 
-Weekly and monthly summaries and every rollup call `summarize_windows`, the current-week
-cache `summarize_days`; both group their rows in `_summarize_labelled`, which calls
-`aggregate_kpis`, so one period has one set of numbers.
+Weekly and monthly summaries, every rollup and the current-week cache call
+`summarize_windows_of_clients`, which groups the rows in `_summarize_labelled` and sums
+them with `aggregate_kpis`, so one period has one set of numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from metrics_pipeline.domain.periods import Period
 
 CAMPAIGN_KEYS = ("campaign_id", "campaign_name")
 Label = TypeVar("Label", bound=Hashable)
+Client = TypeVar("Client", bound=Hashable)
 
 
 def _json_default(value: object) -> object:
@@ -150,25 +151,27 @@ def _no_days() -> PeriodSummary:
     )
 
 
-def summarize_windows(
-    daily: pd.DataFrame, windows: Mapping[Label, Period]
-) -> dict[Label, PeriodSummary]:
-    """The numbers of each window's daily rows (one client), all in one grouped pass.
+def summarize_windows_of_clients(
+    daily_by_client: Mapping[Client, pd.DataFrame],
+    windows_by_client: Mapping[Client, Mapping[Label, Period]],
+) -> dict[Client, dict[Label, PeriodSummary]]:
+    """The numbers of each client's windows of its daily rows, all in one grouped pass (a
+    run summarises a block of clients; a pass per client would cost more in pandas' fixed
+    costs than its few rows).
 
     Windows may overlap (the last 7 and the last 30 days); a window without rows gets
     zeros. A window summarised alone or among others has the same numbers.
     """
-    parts = []
-    for label, window in windows.items():
-        inside = daily[(daily["date"] >= window.start) & (daily["date"] <= window.end)]
-        if not inside.empty:
-            parts.append(inside.assign(**{PERIOD: [label] * len(inside)}))
+    parts, windows = [], []  # a window's position in `windows` labels its rows
+    for client, client_windows in windows_by_client.items():
+        daily = daily_by_client[client]
+        for label, window in client_windows.items():
+            inside = daily[(daily["date"] >= window.start) & (daily["date"] <= window.end)]
+            if not inside.empty:
+                parts.append(inside.assign(**{PERIOD: [len(windows)] * len(inside)}))
+            windows.append((client, label))
     found = _summarize_labelled(pd.concat(parts, ignore_index=True)) if parts else {}
-    return {label: found.get(label) or _no_days() for label in windows}
-
-
-def summarize_days(daily: pd.DataFrame) -> PeriodSummary:
-    """The numbers of any set of daily KPI rows (one client), as every store records them."""
-    if daily.empty:
-        return _no_days()
-    return _summarize_labelled(daily.assign(**{PERIOD: "all"}))["all"]
+    summaries: dict[Client, dict[Label, PeriodSummary]] = {c: {} for c in windows_by_client}
+    for position, (client, label) in enumerate(windows):
+        summaries[client][label] = found.get(position) or _no_days()
+    return summaries

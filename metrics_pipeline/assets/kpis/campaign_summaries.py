@@ -24,7 +24,7 @@ from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.periods import Period, month_of, week_of
-from metrics_pipeline.domain.summaries import summarize_windows
+from metrics_pipeline.domain.summaries import summarize_windows_of_clients
 from metrics_pipeline.partitions import CLIENT, DATE, dates_by_client
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import (
@@ -71,9 +71,9 @@ def _build_summary(
         rows_written = 0
         written: list[tuple[str, date]] = []
         failures: list[str] = []
+        periods_by_client: dict[str, list[Period]] = {}
+        daily_by_client = {}
         for client_id, starts in dates_by_client(context.partition_keys).items():
-            # Each client's periods are written in one transaction: a stop between clients
-            # leaves every (client, period) whole or untouched.
             end_if_stopped(
                 context,
                 f"summing {summary_type} summaries of client {client_id!r}",
@@ -81,16 +81,30 @@ def _build_summary(
                 {"summaries": rows_written, **row_count(rows_written)},
             )
             periods = [period_of(start) for start in starts]
-            days = [d for p in periods for d in p.days()]
             try:
-                daily = read_daily_kpis(warehouse, client_id, days)
+                daily_by_client[client_id] = read_daily_kpis(
+                    warehouse, client_id, [d for p in periods for d in p.days()]
+                )
             except DailyKpiFrameError as error:
                 failures.append(f"{context.asset_key.to_user_string()}: {error}")
                 continue
-            summaries = summarize_windows(daily, {period.start: period for period in periods})
+            periods_by_client[client_id] = periods
+        summaries_by_client = summarize_windows_of_clients(
+            daily_by_client,
+            {c: {p.start: p for p in periods} for c, periods in periods_by_client.items()},
+        )
+        for client_id, periods in periods_by_client.items():
+            # Each client's periods are written in one transaction: a stop between clients
+            # leaves every (client, period) whole or untouched.
+            end_if_stopped(
+                context,
+                f"writing {summary_type} summaries of client {client_id!r}",
+                written,
+                {"summaries": rows_written, **row_count(rows_written)},
+            )
             rows = []
             for period in periods:
-                result = summaries[period.start]
+                result = summaries_by_client[client_id][period.start]
                 rows.append(
                     {
                         "client_id": client_id,

@@ -1,8 +1,8 @@
 """client_kpi_rollups: month-to-date, trailing windows, previous month and pacing per client.
 
-Every window is summed from daily_kpi_data by the same `summarize_windows` as the summaries.
-Trailing windows are complete days (today excluded); month-to-date runs to yesterday, so its
-projection and pacing compare whole days with whole days.
+Every window is summed from daily_kpi_data by the same `summarize_windows_of_clients` as the
+summaries. Trailing windows are complete days (today excluded); month-to-date runs to
+yesterday, so its projection and pacing compare whole days with whole days.
 """
 
 from datetime import timedelta
@@ -15,7 +15,7 @@ from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.pacing import pacing
 from metrics_pipeline.domain.periods import Period, local_today, rollup_windows
-from metrics_pipeline.domain.summaries import summarize_windows
+from metrics_pipeline.domain.summaries import summarize_windows_of_clients
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
 from metrics_pipeline.steps.freshness import DAILY_FRESHNESS, REFRESH_WHEN_DAYS_CHANGE
@@ -44,25 +44,36 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
+        today_by_client, windows_by_client, daily_by_client = {}, {}, {}
         for client_id in context.partition_keys:
-            # One transaction per client: a stop between clients leaves each whole.
             end_if_stopped(
                 context,
                 f"reading the rollups of client {client_id!r}",
                 written,
                 {"clients": len(written), **row_count(rows_written)},
             )
-            client = catalog.client(client_id)
-            today = local_today(now, client_timezone(client, warehouse))
+            today = local_today(now, client_timezone(catalog.client(client_id), warehouse))
             windows = rollup_windows(today)
             first = min(p.start for p in windows.values())
-            days = Period(first, today - timedelta(days=1)).days()
             try:
-                daily = read_daily_kpis(warehouse, client_id, days)
+                daily_by_client[client_id] = read_daily_kpis(
+                    warehouse, client_id, Period(first, today - timedelta(days=1)).days()
+                )
             except DailyKpiFrameError as error:
                 failures.append(f"{context.asset_key.to_user_string()}: {error}")
                 continue
-            summaries = summarize_windows(daily, windows)
+            today_by_client[client_id], windows_by_client[client_id] = today, windows
+        summaries_by_client = summarize_windows_of_clients(daily_by_client, windows_by_client)
+        for client_id, windows in windows_by_client.items():
+            # One transaction per client: a stop between clients leaves each whole.
+            end_if_stopped(
+                context,
+                f"writing the rollups of client {client_id!r}",
+                written,
+                {"clients": len(written), **row_count(rows_written)},
+            )
+            client, today = catalog.client(client_id), today_by_client[client_id]
+            summaries = summaries_by_client[client_id]
             rows = []
             for name, period in windows.items():
                 result = summaries[name]

@@ -16,7 +16,7 @@ from metrics_pipeline.catalog import Catalog
 from metrics_pipeline.clock import ClockResource
 from metrics_pipeline.domain.kpis import PLATFORM
 from metrics_pipeline.domain.periods import Period, local_today, week_start
-from metrics_pipeline.domain.summaries import summarize_days
+from metrics_pipeline.domain.summaries import summarize_windows_of_clients
 from metrics_pipeline.meta.accounts import client_timezone
 from metrics_pipeline.partitions import CLIENT
 from metrics_pipeline.steps.frames import DailyKpiFrameError, read_daily_kpis
@@ -48,23 +48,35 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
+        weeks, daily_by_client = {}, {}
         for client_id in context.partition_keys:
-            # One transaction per client: a stop between clients leaves each whole.
             end_if_stopped(
                 context,
                 f"reading the week-to-date cache of client {client_id!r}",
                 written,
                 {"clients": len(written), **row_count(rows_written)},
             )
-            client = catalog.client(client_id)
-            today = local_today(now, client_timezone(client, warehouse))
-            start = week_start(today)
+            today = local_today(now, client_timezone(catalog.client(client_id), warehouse))
+            week = Period(week_start(today), today)
             try:
-                daily = read_daily_kpis(warehouse, client_id, Period(start, today).days())
+                daily_by_client[client_id] = read_daily_kpis(warehouse, client_id, week.days())
             except DailyKpiFrameError as error:
                 failures.append(f"{context.asset_key.to_user_string()}: {error}")
                 continue
-            result = summarize_days(daily)
+            weeks[client_id] = week
+        summaries = summarize_windows_of_clients(
+            daily_by_client, {client_id: {week.start: week} for client_id, week in weeks.items()}
+        )
+        for client_id, week in weeks.items():
+            # One transaction per client: a stop between clients leaves each whole.
+            end_if_stopped(
+                context,
+                f"writing the week-to-date cache of client {client_id!r}",
+                written,
+                {"clients": len(written), **row_count(rows_written)},
+            )
+            start, today, daily = week.start, week.end, daily_by_client[client_id]
+            result = summaries[client_id][week.start]
             includes_today = bool((daily["date"] == today).any()) if not daily.empty else False
             rows_written += warehouse.replace(
                 "current_week_cache",
