@@ -99,8 +99,8 @@ def _settled_heap() -> Iterator[None]:
     """Inside, what is loaded by now (Dagster, pandas, the definitions, the instance: objects
     that live as long as the command) stays out of the garbage collector's passes, and it
     collects less often. A full pass otherwise walks that whole heap again each time the
-    runs have allocated a quarter of it anew, which raised the pipeline's CPU in a backfill
-    by about a seventh (docs/performance.md). The collector is as it was again after."""
+    runs have allocated a quarter of it anew: seconds of the pipeline's CPU in a 90-day
+    backfill (docs/performance.md). The collector is as it was again after."""
     import gc
 
     threshold = gc.get_threshold()
