@@ -71,6 +71,8 @@ def _build_summary(
         rows_written = 0
         written: list[tuple[str, date]] = []
         failures: list[str] = []
+        # Each client's rows are read and refused on their own (one client's bad day holds
+        # back only that client), then all are summarised in one grouped pass.
         periods_by_client: dict[str, list[Period]] = {}
         daily_by_client = {}
         for client_id, starts in dates_by_client(context.partition_keys).items():

@@ -44,6 +44,8 @@ def build_client_kpi_rollups(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
+        # Each client's rows are read and refused on their own, then all are summarised in
+        # one grouped pass.
         today_by_client, windows_by_client, daily_by_client = {}, {}, {}
         for client_id in context.partition_keys:
             end_if_stopped(

@@ -48,6 +48,8 @@ def build_current_week_cache(catalog: Catalog, daily_kpi_data):
         written: list[str] = []
         failures: list[str] = []
         rows_written = 0
+        # Each client's rows are read and refused on their own, then all are summarised in
+        # one grouped pass.
         weeks, daily_by_client = {}, {}
         for client_id in context.partition_keys:
             end_if_stopped(
