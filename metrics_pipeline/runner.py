@@ -461,11 +461,8 @@ def materialize_window(
         ("campaign_summaries/weekly", WEEKLY, catalog.partitions.weekly, week_start),
         ("campaign_summaries/monthly", MONTHLY, catalog.partitions.monthly, month_start),
     ):
-        wanted = [
-            k
-            for k in _days_of(partitions, now)
-            if period_start(start) <= date.fromisoformat(k) <= end
-        ]
+        since = period_start(start)
+        wanted = [k for k in _days_of(partitions, now) if since <= date.fromisoformat(k) <= end]
         if not wanted:
             continue
         for block in blocks:

@@ -171,17 +171,17 @@ READERS = [
 ]  # fmt: skip
 
 
-def plant_negative_spend_then_build(
-    defs, instance, warehouse_url: str, day: date, key: AssetKey, partition: str | None
-):
-    """Stores the client's days from 2026-11-09, makes `day`'s spend negative in
-    daily_kpi_data, then builds `key` (one partition, or the whole asset)."""
+def store_days_and_plant_negative_spend(
+    defs, instance, warehouse_url: str, day: date, last_client: str = CLIENT
+) -> None:
+    """Stores the days from 2026-11-09 of CLIENT (through `last_client` in the clients
+    file), then makes CLIENT's `day` spend negative in daily_kpi_data."""
     stored = run(
         defs,
         instance,
         [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
         f"{CLIENT}|2026-11-09",
-        f"{CLIENT}|{TODAY}",
+        f"{last_client}|{TODAY}",
     )
     assert stored.success
     execute(
@@ -189,6 +189,14 @@ def plant_negative_spend_then_build(
         "UPDATE daily_kpi_data SET total_spend = :spend WHERE client_id = :client AND date = :day",
         spend="-5.25", client=CLIENT, day=str(day),
     )  # fmt: skip
+
+
+def plant_negative_spend_then_build(
+    defs, instance, warehouse_url: str, day: date, key: AssetKey, partition: str | None
+):
+    """`store_days_and_plant_negative_spend` for CLIENT alone, then builds `key` (one
+    partition, or the whole asset)."""
+    store_days_and_plant_negative_spend(defs, instance, warehouse_url, day)
     return materialize(
         [*(defs.assets or [])],
         selection=[key],
@@ -237,9 +245,9 @@ def test_a_negative_stored_day_stops_the_portfolio_and_writes_nothing(
     assert not instance.get_latest_materialization_event(AssetKey("portfolio_kpis"))
 
 
-# The client after CLIENT in the clients file: a range from CLIENT to it holds both.
+# The client after CLIENT in the clients file: a range from CLIENT to it holds both. NOW is
+# 2026-11-19 in Tokyo, so its week began on 2026-11-16 and its last complete day is 11-18.
 NEIGHBOUR = "sakura_ryokan"
-NEIGHBOUR_TODAY = date(2026, 11, 19)  # NOW in Tokyo
 # (asset, the range over both clients, its table, CLIENT's day planted with a negative spend,
 # the neighbour's row the test sums itself: a column that picks it, and the first and last
 # stored day it covers)
@@ -264,19 +272,7 @@ BOTH_CLIENTS = [
 def test_a_clients_negative_stored_day_holds_back_only_that_client_in_a_run_of_both(
     key, keys, table, bad_day, pick, first, last, defs, instance, warehouse_url
 ):
-    stored = run(
-        defs,
-        instance,
-        [AssetKey("meta_insights"), AssetKey("daily_kpi_data")],
-        f"{CLIENT}|2026-11-09",
-        f"{NEIGHBOUR}|{TODAY}",
-    )
-    assert stored.success
-    execute(
-        warehouse_url,
-        "UPDATE daily_kpi_data SET total_spend = :spend WHERE client_id = :client AND date = :day",
-        spend="-5.25", client=CLIENT, day=str(bad_day),
-    )  # fmt: skip
+    store_days_and_plant_negative_spend(defs, instance, warehouse_url, bad_day, NEIGHBOUR)
 
     result = run(defs, instance, [key], *keys)
 
