@@ -4,6 +4,7 @@ run on from the process's environment while they last (run in this process, thro
 
 from __future__ import annotations
 
+import gc
 import os
 import stat
 from datetime import timedelta
@@ -16,7 +17,9 @@ from metrics_pipeline_tests.conftest import BUNDLED_CLIENTS, NOW
 from metrics_pipeline_tests.stored_secrets import found_in_files, marker
 
 
-def test_materialize_leaves_the_environment_unchanged(tmp_path, monkeypatch, sandbox):
+def test_materialize_leaves_the_environment_and_the_garbage_collector_unchanged(
+    tmp_path, monkeypatch, sandbox
+):
     # No DAGSTER_HOME and no warehouse URL: the command picks local folders for both.
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -27,10 +30,13 @@ def test_materialize_leaves_the_environment_unchanged(tmp_path, monkeypatch, san
     monkeypatch.setenv("METRICS_FX_RATES_URL", sandbox.url + FEED_PATH)
     monkeypatch.setenv("METRICS_AS_OF", NOW.isoformat())  # the sandbox's "now" too
     before = dict(os.environ)
+    # The command freezes its start-up heap and collects less often while its runs last.
+    collector = (gc.get_threshold(), gc.get_freeze_count())
     day = str(NOW.date() - timedelta(days=3))
     status = main(["materialize", "--start", day, "--end", day, "--client", "canyon_lodge"])
     assert status == 0
     assert dict(os.environ) == before
+    assert (gc.get_threshold(), gc.get_freeze_count()) == collector
     home = tmp_path / ".metrics_pipeline" / "dagster_home"
     warehouse = WarehouseResource(url=f"sqlite:///{home / 'metrics_warehouse.sqlite'}")
     daily = warehouse.read("daily_kpi_data")
